@@ -1,0 +1,56 @@
+"""dxtrack: errors and metrics from Python jobs into your data lake.
+
+    import dxtrack
+    dxtrack.configure(context="my-job", stage="prod")
+    dxtrack.metric("products.downloaded", 42, metadata={"shop": "a"})
+    try:
+        ...
+    except Exception:
+        dxtrack.error(metadata={"shop": "a"})
+
+``from dxtrack import dxtrack`` gives this same module, as in the original README.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from dxtrack.api import (
+    configure,
+    error,
+    errors,
+    flush,
+    flush_metrics_buffer,
+    metric,
+    shutdown,
+    stats,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "configure",
+    "error",
+    "errors",
+    "flush",
+    "flush_metrics_buffer",
+    "metric",
+    "shutdown",
+    "stats",
+]
+
+_READ_BACK = ("context", "stage", "run_id", "default_metadata")
+
+
+def __getattr__(name: str) -> Any:
+    """``dxtrack.context``, ``.stage``, ``.run_id`` and ``.default_metadata`` read back the
+    configuration (None before ``configure()``)."""
+    if name in _READ_BACK:
+        from dxtrack import api
+
+        return getattr(api.current_client(), name)
+    raise AttributeError(f"module 'dxtrack' has no attribute {name!r}")
+
+
+dxtrack = sys.modules[__name__]

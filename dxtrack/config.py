@@ -1,0 +1,228 @@
+"""One frozen configuration object, built from arguments, then environment variables, then defaults.
+
+``build_config`` is the one place where settings are validated and may raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dxtrack import environment_variables as env
+
+STAGES = ("test", "dev", "prod")
+DEFAULT_REGION = "eu-west-1"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings of one ``configure()`` call."""
+
+    context: str
+    stage: str
+    run_id: str
+    default_metadata: Mapping[str, Any] = field(default_factory=dict)
+    profile_name: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    region_name: str | None = None
+    buffer_metrics: bool = False
+    papertrail_hostport: str | None = None
+    use_async_requests: bool = True
+    error_stream: str = ""
+    metric_stream: str = ""
+    output_dir: Path = Path(".dxtrack_output")
+    spool_dir: Path | None = None
+    max_buffer: int = 100_000
+    flush_interval: float = 0.5
+    exit_timeout: float = 5.0
+    retry_budget: float = 30.0
+
+    @property
+    def ships_to_firehose(self) -> bool:
+        """Whether records go to Kinesis Firehose (stages ``dev`` and ``prod``)."""
+        return self.stage in ("dev", "prod")
+
+
+def _env_str(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value else None
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def _pick(arg: T | None, var: str, parse: Callable[[str, str], T], default: T) -> T:
+    if arg is not None:
+        return arg
+    raw = _env_str(var)
+    return parse(var, raw) if raw is not None else default
+
+
+def _require_str(name: str, value: object, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {type(value).__name__}: {value!r}")
+    if not optional and not value:
+        raise ValueError(f"{name} must not be empty")
+
+
+def _require_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _positive(name: str, value: object, kind: type[T]) -> T:
+    try:
+        number = kind(value)  # type: ignore[call-arg]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if isinstance(value, bool) or not number > 0:  # type: ignore[operator]
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return number
+
+
+def _parse_number(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _parse_metadata(name: str, raw: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{name} must be a JSON object: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{name} must be a JSON object, got {raw!r}")
+    return parsed
+
+
+def _parse_hostport(name: str, value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{name} must look like 'host:port', got {value!r}")
+    return value
+
+
+def build_config(
+    context: str | None = None,
+    stage: str | None = None,
+    run_id: str | None = None,
+    default_metadata: Mapping[str, Any] | None = None,
+    profile_name: str | None = None,
+    aws_access_key_id: str | None = None,
+    aws_secret_access_key: str | None = None,
+    buffer_metrics: bool | None = None,
+    papertrail_hostport: str | None = None,
+    use_async_requests: bool | None = None,
+    *,
+    region_name: str | None = None,
+    error_stream: str | None = None,
+    metric_stream: str | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
+    max_buffer: int | None = None,
+    flush_interval: float | None = None,
+    exit_timeout: float | None = None,
+    retry_budget: float | None = None,
+) -> Config:
+    """Validate the arguments of ``configure()`` and fill in the rest from the environment."""
+    context = context if context is not None else _env_str(env.DXTRACK_CONTEXT)
+    _require_str("context", context)
+    assert isinstance(context, str)
+
+    stage = stage if stage is not None else (_env_str(env.DXTRACK_STAGE) or "test")
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {', '.join(STAGES)}; got {stage!r}")
+
+    run_id = run_id if run_id is not None else _env_str(env.DXTRACK_RUN_ID)
+    if run_id is None:
+        run_id = uuid.uuid4().hex
+    _require_str("run_id", run_id)
+
+    if default_metadata is None:
+        raw = _env_str(env.DXTRACK_DEFAULT_METADATA)
+        default_metadata = _parse_metadata(env.DXTRACK_DEFAULT_METADATA, raw) if raw else {}
+    if not isinstance(default_metadata, dict):
+        raise ValueError(
+            f"default_metadata must be a dict, got {type(default_metadata).__name__}"
+        )
+
+    profile_name = profile_name if profile_name is not None else _env_str(env.DXTRACK_PROFILE_NAME)
+    _require_str("profile_name", profile_name, optional=True)
+    key_id = aws_access_key_id or _env_str(env.DXTRACK_AWS_ACCESS_KEY_ID)
+    secret = aws_secret_access_key or _env_str(env.DXTRACK_AWS_SECRET_ACCESS_KEY)
+    _require_str("aws_access_key_id", key_id, optional=True)
+    _require_str("aws_secret_access_key", secret, optional=True)
+    if (key_id is None) != (secret is None):
+        raise ValueError("aws_access_key_id and aws_secret_access_key must be given together")
+    region = region_name if region_name is not None else _env_str(env.DXTRACK_REGION_NAME)
+    _require_str("region_name", region, optional=True)
+
+    hostport = (
+        papertrail_hostport
+        if papertrail_hostport is not None
+        else _env_str(env.DXTRACK_PAPERTRAIL_HOSTPORT)
+    )
+    _require_str("papertrail_hostport", hostport, optional=True)
+    if hostport is not None:
+        _parse_hostport("papertrail_hostport", hostport)
+
+    buffer = _require_bool(
+        "buffer_metrics", _pick(buffer_metrics, env.DXTRACK_BUFFER_METRICS, _parse_bool, False)
+    )
+    use_async = _require_bool(
+        "use_async_requests",
+        _pick(use_async_requests, env.DXTRACK_USE_ASYNC_REQUESTS, _parse_bool, True),
+    )
+
+    error_stream = error_stream or _env_str(env.DXTRACK_ERROR_STREAM)
+    metric_stream = metric_stream or _env_str(env.DXTRACK_METRIC_STREAM)
+    _require_str("error_stream", error_stream, optional=True)
+    _require_str("metric_stream", metric_stream, optional=True)
+
+    out = output_dir if output_dir is not None else _env_str(env.DXTRACK_OUTPUT_DIR)
+    spool = spool_dir if spool_dir is not None else _env_str(env.DXTRACK_SPOOL_DIR)
+
+    return Config(
+        context=context,
+        stage=stage,
+        run_id=run_id,
+        default_metadata=dict(default_metadata),
+        profile_name=profile_name,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        region_name=region,
+        buffer_metrics=buffer,
+        papertrail_hostport=hostport,
+        use_async_requests=use_async,
+        error_stream=error_stream or f"dxtrack-error-input-{stage}",
+        metric_stream=metric_stream or f"dxtrack-metric-input-{stage}",
+        output_dir=Path(out if out is not None else ".dxtrack_output").absolute(),
+        spool_dir=Path(spool).absolute() if spool is not None else None,
+        max_buffer=_positive("max_buffer", _pick(max_buffer, env.DXTRACK_MAX_BUFFER,
+                                                  _parse_number, 100_000), int),
+        flush_interval=_positive("flush_interval", _pick(
+            flush_interval, env.DXTRACK_FLUSH_INTERVAL, _parse_number, 0.5), float),
+        exit_timeout=_positive("exit_timeout", _pick(
+            exit_timeout, env.DXTRACK_EXIT_TIMEOUT, _parse_number, 5.0), float),
+        retry_budget=_positive("retry_budget", _pick(
+            retry_budget, env.DXTRACK_RETRY_BUDGET, _parse_number, 30.0), float),
+    )

@@ -1,0 +1,64 @@
+"""Environment variables that configure dxtrack.
+
+Each ``configure()`` argument can come from the variable named here. An explicit argument always
+wins over the variable, and the variable wins over the default.
+"""
+
+from __future__ import annotations
+
+DXTRACK_CONTEXT = "DXTRACK_CONTEXT"
+"""``context``: the name of the job or service."""
+
+DXTRACK_STAGE = "DXTRACK_STAGE"
+"""``stage``: ``test``, ``dev`` or ``prod``."""
+
+DXTRACK_RUN_ID = "DXTRACK_RUN_ID"
+"""``run_id``: identifies one run of the context. Generated when neither is given."""
+
+DXTRACK_DEFAULT_METADATA = "DXTRACK_DEFAULT_METADATA"
+"""``default_metadata``: a JSON object."""
+
+DXTRACK_PROFILE_NAME = "DXTRACK_PROFILE_NAME"
+"""``profile_name``: the AWS profile in the shared credentials file."""
+
+DXTRACK_AWS_ACCESS_KEY_ID = "DXTRACK_AWS_ACCESS_KEY_ID"
+"""``aws_access_key_id``: preferred over the profile when given with the secret key."""
+
+DXTRACK_AWS_SECRET_ACCESS_KEY = "DXTRACK_AWS_SECRET_ACCESS_KEY"
+"""``aws_secret_access_key``."""
+
+DXTRACK_REGION_NAME = "DXTRACK_REGION_NAME"
+"""``region_name``: the Firehose region; else boto3's configuration, else ``eu-west-1``."""
+
+DXTRACK_BUFFER_METRICS = "DXTRACK_BUFFER_METRICS"
+"""``buffer_metrics``: ``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``."""
+
+DXTRACK_USE_ASYNC_REQUESTS = "DXTRACK_USE_ASYNC_REQUESTS"
+"""``use_async_requests``: a boolean, as for ``DXTRACK_BUFFER_METRICS``."""
+
+DXTRACK_PAPERTRAIL_HOSTPORT = "DXTRACK_PAPERTRAIL_HOSTPORT"
+"""``papertrail_hostport``: ``host:port`` of a Papertrail (or any RFC 5424) syslog endpoint."""
+
+DXTRACK_ERROR_STREAM = "DXTRACK_ERROR_STREAM"
+"""``error_stream``: Firehose stream for errors. Default ``dxtrack-error-input-{stage}``."""
+
+DXTRACK_METRIC_STREAM = "DXTRACK_METRIC_STREAM"
+"""``metric_stream``: Firehose stream for metrics. Default ``dxtrack-metric-input-{stage}``."""
+
+DXTRACK_OUTPUT_DIR = "DXTRACK_OUTPUT_DIR"
+"""``output_dir``: where stage ``test`` writes ``error.jsonl`` and ``metric.jsonl``."""
+
+DXTRACK_SPOOL_DIR = "DXTRACK_SPOOL_DIR"
+"""``spool_dir``: the disk spool. Default: a per-user cache directory."""
+
+DXTRACK_MAX_BUFFER = "DXTRACK_MAX_BUFFER"
+"""``max_buffer``: records held in memory before new ones go to the disk spool."""
+
+DXTRACK_FLUSH_INTERVAL = "DXTRACK_FLUSH_INTERVAL"
+"""``flush_interval``: seconds between background sends."""
+
+DXTRACK_EXIT_TIMEOUT = "DXTRACK_EXIT_TIMEOUT"
+"""``exit_timeout``: seconds to deliver at exit before the rest is spooled."""
+
+DXTRACK_RETRY_BUDGET = "DXTRACK_RETRY_BUDGET"
+"""``retry_budget``: seconds a batch is retried before it is spooled."""

@@ -1,0 +1,26 @@
+"""The SDK's own logger, and a filter that reports each distinct problem once."""
+
+from __future__ import annotations
+
+import logging
+
+logger = logging.getLogger("dxtrack")
+"""The SDK's own logger. dxtrack never adds handlers to, or changes, any logger the host owns."""
+
+
+class LogOnce:
+    """Logs each distinct problem once per process, so a failing sink doesn't flood the log."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def __call__(self, key: str, level: int, message: str, *args: object) -> None:
+        """Log ``message`` at ``level`` unless ``key`` was logged before."""
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        logger.log(level, message, *args)
+
+    def forget(self, key: str) -> None:
+        """Allow ``key`` to be logged again (the problem went away)."""
+        self._seen.discard(key)

@@ -1,0 +1,565 @@
+"""The one place for threads and batching: capture buffer, background shipper, retries, spool.
+
+The caller's thread only appends a captured event to a bounded buffer. One daemon thread per
+process builds the JSON lines, packs them for each sink, sends, retries failed items with
+exponential backoff and jitter, spools what can't be delivered within the retry budget, and
+replays the spool once the sink takes records again. Routes marked ``inline`` are delivered on the
+caller's thread instead, before the tracking call returns (stage ``test``, and
+``use_async_requests=False``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final
+
+from dxtrack.packing import Item, ReplayTicket, calls, pack
+from dxtrack.records import Event, RecordBuilder
+from dxtrack.sinks.base import PermanentSendError, RetryableSendError, Sink
+from dxtrack.spool import Segment, Spool
+from dxtrack.counters import Counters
+from dxtrack.log import LogOnce, logger
+
+BACKOFF_BASE: Final = 0.1
+BACKOFF_MAX: Final = 5.0
+BLOCKED_PROBE_SECONDS: Final = 30.0
+INLINE_ATTEMPTS: Final = 3
+DRAIN_CHUNK: Final = 20_000
+
+Line = tuple[str, bytes]
+
+
+class Route:
+    """One sink with the items waiting for it, its backoff state and its spool."""
+
+    def __init__(
+        self,
+        make_sink: Callable[[], Sink],
+        *,
+        inline: bool,
+        spool: Spool | None,
+        max_pending_bytes: int,
+    ) -> None:
+        self.make_sink = make_sink
+        self.sink = make_sink()
+        self.inline = inline
+        self.spool = spool if self.sink.durable else None
+        self.max_pending_bytes = max_pending_bytes
+        self.lock = threading.Lock()
+        self.pending: deque[Item] = deque()
+        self.pending_bytes = 0
+        self.inflight: list[Item] = []
+        self.attempt = 0
+        self.retry_at = 0.0
+        self.blocked_until = 0.0
+        self.replaying: list[tuple[ReplayTicket, Segment]] = []
+        self.replay_due = True
+
+    @property
+    def name(self) -> str:
+        """The sink's name."""
+        return self.sink.name
+
+    def busy(self) -> bool:
+        """Whether anything waits for, or is being sent to, this sink."""
+        with self.lock:
+            return bool(self.pending or self.inflight or self.replaying)
+
+    def reset_after_fork(self) -> None:
+        """A forked child keeps none of the parent's items, locks or connections."""
+        self.lock = threading.Lock()
+        self.pending = deque()
+        self.pending_bytes = 0
+        self.inflight = []
+        self.replaying = []
+        self.attempt = 0
+        self.retry_at = self.blocked_until = 0.0
+        self.replay_due = True
+        self.sink = self.make_sink()
+        if self.spool is not None:
+            self.spool.reset_after_fork()
+
+
+class Pipeline:
+    """Captures events on the caller's thread and delivers them to every route."""
+
+    def __init__(
+        self,
+        builder: RecordBuilder,
+        routes: Sequence[Route],
+        *,
+        max_buffer: int,
+        flush_interval: float,
+        retry_budget: float,
+        stats: Counters,
+        log_once: LogOnce,
+    ) -> None:
+        self.builder = builder
+        self.stats = stats
+        self._log_once = log_once
+        self._routes = list(routes)
+        self._inline_routes = [r for r in routes if r.inline]
+        self._background_routes = [r for r in routes if not r.inline]
+        self.max_buffer = max_buffer
+        self._wake_at = max(1, max_buffer // 2)
+        self._flush_interval = flush_interval
+        self._retry_budget = retry_budget
+        self.buffer: deque[Event] = deque()
+        self._built: deque[Line] = deque()
+        self._seq = itertools.count(1)
+        self._wake = threading.Event()
+        self._settled = threading.Condition()
+        self._cycles = 0
+        self._settled_cycle = -1
+        self._flush_wanted = False
+        self._drain_lock = threading.Lock()
+        self._inline_lock = threading.Lock()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.has_inline = bool(self._inline_routes)
+        if self._background_routes or any(r.spool for r in routes):
+            self._start_thread()
+
+    # ---- caller's thread -------------------------------------------------------------------
+
+    def capture(self, event: Event) -> None:
+        """Accept one event; never blocks on the network, never raises."""
+        if self.has_inline:
+            self.deliver_inline((event,))
+            return
+        buffer = self.buffer
+        if len(buffer) < self.max_buffer:
+            buffer.append(event)
+            if len(buffer) >= self._wake_at:
+                self._wake.set()
+        else:
+            self.overflow((event,))
+
+    def capture_many(self, events: Sequence[Event]) -> None:
+        """Accept several events at once."""
+        if self.has_inline:
+            self.deliver_inline(events)
+            return
+        room = self.max_buffer - len(self.buffer)
+        self.buffer.extend(events[: max(room, 0)])
+        if room < len(events):
+            self.overflow(events[max(room, 0) :])
+        self._wake.set()
+
+    def overflow(self, events: Iterable[Event]) -> None:
+        """The buffer is full: the caller builds the lines itself and spools them."""
+        lines = [line for line in (self._build(e) for e in events) if line is not None]
+        self.stats.add("overflowed", len(lines))
+        self._log_once(
+            "buffer-full",
+            logging.WARNING,
+            "dxtrack: the in-memory buffer is full (max_buffer=%d); records go to the disk spool",
+            self.max_buffer,
+        )
+        for route in self._routes:
+            mine = [data for kind, data in lines if kind in route.sink.kinds]
+            self._spool_or_drop(route, b"".join(mine), len(mine), "buffer_full")
+
+    def deliver_inline(self, events: Iterable[Event]) -> None:
+        """Deliver to the inline routes now, on the caller's thread; hand on the rest."""
+        with self._inline_lock:
+            lines = [line for line in (self._build(e) for e in events) if line is not None]
+            for route in self._inline_routes:
+                items = pack([d for k, d in lines if k in route.sink.kinds], route.sink.limits)
+                for call in calls(items, route.sink.limits):
+                    self._send_inline(route, call)
+        if self._background_routes:
+            self._built.extend(lines)
+            self._wake.set()
+
+    def _send_inline(self, route: Route, call: list[Item]) -> None:
+        for attempt in range(INLINE_ATTEMPTS):
+            try:
+                failed = set(route.sink.send([item.data for item in call]))
+            except PermanentSendError as exc:
+                self._report_permanent(route, exc)
+                failed = set(range(len(call)))
+                break
+            except Exception as exc:
+                self._report_retryable(route, exc)
+                failed = set(range(len(call)))
+            else:
+                self._forget_problems(route)
+            self.stats.add("delivered", sum(it.lines for i, it in enumerate(call) if i not in failed))
+            call = [item for i, item in enumerate(call) if i in failed]
+            if not call:
+                return
+            self.stats.add("retried", sum(item.lines for item in call))
+            if attempt + 1 < INLINE_ATTEMPTS:
+                time.sleep(_backoff(attempt))
+        for item in call:
+            self._spool_or_drop(route, item.data, item.lines, "send_failed")
+
+    # ---- flush and shutdown (any thread) ------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything accepted so far was delivered, spooled or dropped.
+
+        Returns True when it was all delivered: nothing is waiting, nothing was spooled that a
+        replay hasn't delivered since, and nothing was dropped while waiting.
+        """
+        dropped_before = self.stats.snapshot()["dropped"]
+        if self._thread is None or not self._thread.is_alive():
+            if self._background_routes and not self._closed:
+                self._start_thread()
+            elif not self._closed:
+                return self._nothing_left(dropped_before)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._settled:
+            target = self._cycles + 1
+            self._flush_wanted = True
+            self._wake.set()
+            while self._settled_cycle < target:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._settled.wait(remaining if remaining is not None else 1.0)
+                if self._thread is None or not self._thread.is_alive():
+                    break
+        return self._nothing_left(dropped_before)
+
+    def _nothing_left(self, dropped_before: int) -> bool:
+        if self.buffer or self._built or any(r.busy() for r in self._routes):
+            return False
+        if any(r.spool is not None and r.spool.unreplayed for r in self._routes):
+            return False
+        return self.stats.snapshot()["dropped"] == dropped_before
+
+    def shutdown(self, timeout: float) -> bool:
+        """Deliver what can be delivered within ``timeout``, spool the rest, stop the thread."""
+        if self._closed:
+            return True
+        delivered = self.flush(timeout)
+        with self._drain_lock:
+            self._closed = True
+            events = list(self._pop_all_events())
+        lines = [line for line in (self._build(e) for e in events) if line is not None]
+        lines.extend(self._pop_all_built())
+        for route in self._routes:
+            with route.lock:
+                left = list(route.inflight) + list(route.pending)
+                route.pending.clear()
+                route.inflight = []
+                route.pending_bytes = 0
+            left.extend(pack([d for k, d in lines if k in route.sink.kinds], route.sink.limits))
+            for item in left:
+                self._spool_or_drop(route, item.data, item.lines, "exit_timeout")
+            if route.spool is not None:
+                route.spool.close_segment()
+        self._wake.set()
+        if self._thread is None:
+            self._close_sinks()  # else the shipper closes them, on its own thread
+        elif self._thread is not threading.current_thread():
+            self._thread.join(0.5)
+        return delivered
+
+    def _close_sinks(self) -> None:
+        for route in self._routes:
+            try:
+                route.sink.close()
+            except Exception as exc:
+                logger.debug("dxtrack: closing %s failed: %r", route.name, exc)
+
+    def reset_after_fork(self, builder: RecordBuilder) -> None:
+        """In a forked child: drop the parent's records and start a shipper of its own."""
+        self.builder = builder
+        self.stats.reset_after_fork()
+        self.buffer = deque()
+        self._built = deque()
+        self._seq = itertools.count(1)
+        self._wake = threading.Event()
+        self._settled = threading.Condition()
+        self._drain_lock = threading.Lock()
+        self._inline_lock = threading.Lock()
+        self._cycles, self._settled_cycle = 0, -1
+        for route in self._routes:
+            route.reset_after_fork()
+        self._thread = None
+        if not self._closed and (self._background_routes or any(r.spool for r in self._routes)):
+            self._start_thread()
+
+    # ---- the shipper thread ---------------------------------------------------------------------
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="dxtrack-shipper", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._next_wait())
+            self._wake.clear()
+            with self._settled:
+                self._cycles += 1
+                cycle = self._cycles
+            try:
+                self._cycle()
+            except Exception as exc:  # the shipper must survive anything
+                self._log_once(f"cycle:{type(exc).__name__}", logging.ERROR,
+                               "dxtrack: unexpected error in the shipper: %r", exc)
+            if self._closed:
+                self._close_sinks()
+                with self._settled:
+                    self._settled_cycle = cycle
+                    self._settled.notify_all()
+                return
+            if not (self.buffer or self._built or any(r.busy() for r in self._routes)):
+                with self._settled:
+                    self._settled_cycle = cycle
+                    self._flush_wanted = False
+                    self._settled.notify_all()
+
+    def _next_wait(self) -> float:
+        if self.buffer or self._built:
+            return 0.0 if self._flush_wanted else self._flush_interval
+        now = time.monotonic()
+        wait = self._flush_interval
+        for route in self._background_routes:
+            if route.pending:
+                wait = min(wait, max(route.retry_at - now, 0.0))
+        return wait
+
+    def _cycle(self) -> None:
+        while True:
+            drained = self._drain(DRAIN_CHUNK)
+            for route in self._background_routes:
+                self._send_due(route, time.monotonic())
+                self._expire(route, time.monotonic())
+            if drained < DRAIN_CHUNK:
+                break
+        for route in self._routes:
+            self._replay(route)
+
+    def _pop_all_events(self, limit: int = -1) -> Iterable[Event]:
+        buffer = self.buffer
+        popleft = buffer.popleft
+        while buffer and limit:
+            limit -= 1
+            try:
+                yield popleft()
+            except IndexError:
+                return
+
+    def _pop_all_built(self) -> list[Line]:
+        built, out = self._built, []
+        while built:
+            try:
+                out.append(built.popleft())
+            except IndexError:
+                break
+        return out
+
+    def _drain(self, limit: int) -> int:
+        """Build up to ``limit`` captured events and queue them; return how many were taken."""
+        with self._drain_lock:
+            if self._closed:
+                return 0
+            events = list(self._pop_all_events(limit))
+            lines = [line for line in map(self._build, events) if line is not None]
+            lines.extend(self._pop_all_built())
+            if not lines:
+                return len(events)
+            for route in self._background_routes:
+                kinds = route.sink.kinds
+                mine = [data for kind, data in lines if kind in kinds]
+                if mine:
+                    self._enqueue(route, pack(mine, route.sink.limits))
+            return len(events)
+
+    def _enqueue(self, route: Route, items: list[Item]) -> None:
+        now = time.monotonic()
+        with route.lock:
+            if now < route.blocked_until:
+                spill = items
+            else:
+                route.pending.extend(items)
+                route.pending_bytes += sum(len(item.data) for item in items)
+                spill = []
+                while route.pending_bytes > route.max_pending_bytes and len(route.pending) > 1:
+                    oldest = route.pending.popleft()
+                    route.pending_bytes -= len(oldest.data)
+                    spill.append(oldest)
+        for item in spill:
+            self._spool_item(route, item, "pending_full")
+
+    def _send_due(self, route: Route, now: float) -> None:
+        if now < route.retry_at or now < route.blocked_until:
+            return
+        while True:
+            with route.lock:
+                if not route.pending:
+                    return
+                call = next(calls(route.pending, route.sink.limits))
+                for _ in call:
+                    route.pending.popleft()
+                route.pending_bytes -= sum(len(item.data) for item in call)
+                route.inflight = call
+            started = time.monotonic()
+            for item in call:
+                item.first_try = item.first_try or started
+            try:
+                failed_at: Sequence[int] = route.sink.send([item.data for item in call])
+            except PermanentSendError as exc:
+                self._report_permanent(route, exc)
+                route.blocked_until = time.monotonic() + BLOCKED_PROBE_SECONDS
+                self._settle(route, call, range(len(call)))
+                self._spool_pending(route, "sink_rejected")
+                return
+            except Exception as exc:  # RetryableSendError, or anything a sink didn't expect
+                self._report_retryable(route, exc)
+                failed_at = range(len(call))
+            else:
+                self._forget_problems(route)
+            failed = self._settle(route, call, failed_at)
+            if failed:
+                self.stats.add("retried", failed)
+                route.attempt += 1
+                route.retry_at = time.monotonic() + _backoff(route.attempt)
+                return
+            route.attempt = 0
+
+    def _settle(self, route: Route, call: list[Item], failed_at: Iterable[int]) -> int:
+        """Account for a finished call; failed items go back to the front of the queue."""
+        failed_set = set(failed_at)
+        failed = [item for i, item in enumerate(call) if i in failed_set]
+        delivered = [item for i, item in enumerate(call) if i not in failed_set]
+        self.stats.add("delivered", sum(item.lines for item in delivered))
+        for item in delivered:
+            self._resolve_ticket(route, item)
+        with route.lock:
+            route.inflight = []
+            if not self._closed:
+                route.pending.extendleft(reversed(failed))
+                route.pending_bytes += sum(len(item.data) for item in failed)
+                failed_lines = sum(item.lines for item in failed)
+                failed = []
+            else:
+                failed_lines = 0
+        for item in failed:  # shutdown already spooled the queue: spool these ourselves
+            self._spool_item(route, item, "exit_timeout")
+        return failed_lines
+
+    def _expire(self, route: Route, now: float) -> None:
+        """Spool items that stayed undelivered for longer than the retry budget."""
+        expired: list[Item] = []
+        with route.lock:
+            while route.pending and route.pending[0].first_try and (
+                now - route.pending[0].first_try > self._retry_budget
+            ):
+                item = route.pending.popleft()
+                route.pending_bytes -= len(item.data)
+                expired.append(item)
+        if expired:
+            self._log_once(f"budget:{route.name}", logging.WARNING,
+                           "dxtrack: %s stayed unavailable for %.0fs; records are being spooled "
+                           "to disk and will be sent when it recovers", route.name,
+                           self._retry_budget)
+        for item in expired:
+            self._spool_item(route, item, "retry_budget")
+
+    def _spool_pending(self, route: Route, reason: str) -> None:
+        with route.lock:
+            items = list(route.pending)
+            route.pending.clear()
+            route.pending_bytes = 0
+        for item in items:
+            self._spool_item(route, item, reason)
+
+    def _replay(self, route: Route) -> None:
+        """Once the sink works, send back what was spooled for it, one segment at a time."""
+        spool = route.spool
+        if spool is None or route.attempt or time.monotonic() < route.blocked_until:
+            return
+        if route.pending or route.replaying:
+            return
+        if not (route.replay_due or spool.unreplayed):
+            return
+        spool.close_segment()
+        segment = spool.claim()
+        if segment is None:
+            route.replay_due = False
+            return
+        self.stats.add("replayed", len(segment.lines))
+        ticket = ReplayTicket(outstanding=0)
+        items = pack(segment.lines, route.sink.limits, ticket)
+        ticket.outstanding = len(items)
+        if not items:
+            spool.release(segment, delete=True)
+            return
+        with route.lock:
+            route.replaying.append((ticket, segment))
+        if route.inline:
+            for call in calls(items, route.sink.limits):
+                self._send_inline(route, call)
+            for item in items:
+                self._resolve_ticket(route, item)
+            return
+        self._enqueue(route, items)
+        self._wake.set()
+
+    def _resolve_ticket(self, route: Route, item: Item) -> None:
+        ticket = item.ticket
+        if ticket is None:
+            return
+        item.ticket = None
+        ticket.outstanding -= 1
+        if ticket.outstanding > 0 or route.spool is None:
+            return
+        with route.lock:
+            found = [entry for entry in route.replaying if entry[0] is ticket]
+            route.replaying = [entry for entry in route.replaying if entry[0] is not ticket]
+        for _, segment in found:
+            route.spool.release(segment, delete=True)
+
+    # ---- shared helpers -------------------------------------------------------------------
+
+    def _build(self, event: Event) -> Line | None:
+        try:
+            return self.builder.build(event, next(self._seq))
+        except Exception as exc:
+            self.stats.drop("build_failed")
+            self._log_once(f"build:{type(exc).__name__}", logging.ERROR,
+                           "dxtrack: could not build a record: %r", exc)
+            return None
+
+    def _spool_item(self, route: Route, item: Item, reason: str) -> None:
+        self._spool_or_drop(route, item.data, item.lines, reason)
+        self._resolve_ticket(route, item)
+
+    def _spool_or_drop(self, route: Route, data: bytes, lines: int, reason: str) -> None:
+        if not lines:
+            return
+        if route.spool is None:
+            self.stats.drop(f"{reason}:{route.name}", lines)
+            self._log_once(f"drop:{route.name}:{reason}", logging.WARNING,
+                           "dxtrack: %s could not take %d record(s) (%s); they were dropped "
+                           "and counted", route.name, lines, reason)
+        else:
+            route.spool.append(data, lines)
+
+    def _report_permanent(self, route: Route, exc: Exception) -> None:
+        self._log_once(f"permanent:{route.name}", logging.ERROR, "dxtrack: %s", exc)
+
+    def _report_retryable(self, route: Route, exc: Exception) -> None:
+        kind = "retryable" if isinstance(exc, RetryableSendError) else type(exc).__name__
+        self._log_once(f"retry:{route.name}:{kind}", logging.WARNING,
+                       "dxtrack: sending to %s failed, will retry: %s", route.name, exc)
+
+    def _forget_problems(self, route: Route) -> None:
+        self._log_once.forget(f"permanent:{route.name}")
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter."""
+    return random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * (2 ** min(attempt, 16))))
+

@@ -1,0 +1,155 @@
+"""Events captured on the caller's thread, and the pure function that turns them into JSON lines.
+
+Capturing keeps only what cannot wait: the time, the values and, for errors, the exception with
+its traceback object. Everything else (merging metadata, formatting the traceback, canonical JSON,
+the content hash) happens in ``RecordBuilder.build``, which does no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import traceback
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any, Final
+
+from dxtrack import jsonsafe
+
+ERROR: Final = "error"
+METRIC: Final = "metric"
+KINDS: Final = (ERROR, METRIC)
+
+# (METRIC, time, metric_name, value, metadata | None, timestamp | None)
+# (ERROR, time, exc_type | None, exc_value | None, traceback | None, metadata | None)
+Event = tuple[Any, ...]
+
+MAX_LINE_BYTES: Final = 1_000 * 1024 - 64
+"""The largest JSON line: one Firehose record (1,000 KiB), less room for the newline."""
+
+_SHORTEN_STEPS: Final = (65_536, 8_192, 1_024, 128)
+
+
+def unix_time(value: datetime) -> float:
+    """Seconds since the epoch for ``value``; a naive datetime is taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+def exception_type_name(exc_type: type[BaseException]) -> str:
+    """``ValueError`` for builtins, ``package.module.Name`` for everything else."""
+    module = getattr(exc_type, "__module__", None)
+    name = getattr(exc_type, "__qualname__", None) or repr(exc_type)
+    return name if module in (None, "builtins", "__builtin__") else f"{module}.{name}"
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception as exc:  # a user's __str__ may raise anything
+        return f"<str() failed: {type(exc).__name__}>"
+
+
+def _format_traceback(
+    exc_type: type[BaseException], exc_value: BaseException | None, tb: TracebackType
+) -> str:
+    try:
+        return "".join(traceback.format_exception(exc_type, exc_value, tb))
+    except Exception as exc:
+        return f"<traceback could not be formatted: {type(exc).__name__}>"
+
+
+def fingerprint(exc_type_name: str, tb: TracebackType | None) -> str:
+    """A hash that groups the same error across runs: its type and the functions it went through.
+
+    Line numbers are left out so that an edit elsewhere in a file does not split a group.
+    """
+    parts = [exc_type_name]
+    for frame, _lineno in traceback.walk_tb(tb):
+        code = frame.f_code
+        parts.append(f"{code.co_filename}:{code.co_name}")
+    return hashlib.blake2b("\n".join(parts).encode("utf-8", "replace"), digest_size=8).hexdigest()
+
+
+class RecordBuilder:
+    """Turns captured events into finished JSON lines with an ``id``; pure and thread-confined."""
+
+    def __init__(
+        self,
+        *,
+        context: str,
+        stage: str,
+        run_id: str,
+        default_metadata: Mapping[str, Any],
+        producer_id: str,
+        host: str,
+        max_line_bytes: int = MAX_LINE_BYTES,
+    ) -> None:
+        self._common = {
+            "context": context,
+            "stage": stage,
+            "run_id": run_id,
+            "producer_id": producer_id,
+            "host": host,
+        }
+        self._defaults = dict(default_metadata)
+        self._max_line_bytes = max_line_bytes
+
+    def _metadata(self, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+        if not metadata:
+            return self._defaults
+        if not self._defaults:
+            return dict(metadata)
+        return {**self._defaults, **metadata}
+
+    def record(self, event: Event, seq: int) -> tuple[str, dict[str, Any]]:
+        """The record of ``event`` as a dict, without its ``id``."""
+        kind = event[0]
+        record = dict(self._common)
+        record["seq"] = seq
+        record["timestamp"] = round(event[1], 6)
+        if kind == METRIC:
+            _, _, name, value, metadata, timestamp = event
+            record["metric_name"] = name
+            record["value"] = value
+            record["metadata"] = self._metadata(metadata)
+            if timestamp is not None:
+                record["timestamp"] = round(unix_time(timestamp), 6)
+            return kind, record
+        _, _, exc_type, exc_value, tb, metadata = event
+        record["metadata"] = self._metadata(metadata)
+        if exc_type is None:
+            record["exception"] = {"type": None, "value": None, "traceback": None}
+            record["fingerprint"] = None
+            return kind, record
+        type_name = exception_type_name(exc_type)
+        record["exception"] = {
+            "type": type_name,
+            "value": _safe_str(exc_value),
+            "traceback": _format_traceback(exc_type, exc_value, tb) if tb is not None else None,
+        }
+        record["fingerprint"] = fingerprint(type_name, tb)
+        return kind, record
+
+    def build(self, event: Event, seq: int) -> tuple[str, bytes]:
+        """The finished JSON line of ``event`` (ending in ``\\n``) and its kind."""
+        kind, record = self.record(event, seq)
+        return kind, self.finish(record)
+
+    def finish(self, record: dict[str, Any]) -> bytes:
+        """Serialise ``record``, add its content-hash ``id`` and keep it under the size limit."""
+        body = jsonsafe.dumps(record)
+        if len(body) > self._max_line_bytes:
+            body = self._shortened(record)
+        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+        return b"".join((body[:-1], b',"id":"', digest.encode(), b'"}\n'))
+
+    def _shortened(self, record: dict[str, Any]) -> bytes:
+        plain = jsonsafe.to_jsonable(record)
+        for max_chars in _SHORTEN_STEPS:
+            body = jsonsafe.dumps(jsonsafe.shorten(plain, max_chars))
+            if len(body) <= self._max_line_bytes:
+                return body
+        plain["metadata"] = {"dxtrack_truncated": True}
+        return jsonsafe.dumps(jsonsafe.shorten(plain, _SHORTEN_STEPS[-1]))

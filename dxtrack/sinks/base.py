@@ -1,0 +1,57 @@
+"""The one contract every sink fulfils."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class RetryableSendError(Exception):
+    """The whole call failed, and trying again later may work (throttling, 5xx, network)."""
+
+
+class PermanentSendError(Exception):
+    """Retrying can't fix this (no such stream, access denied). The message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one item and one ``send`` call may hold.
+
+    An item is what the destination bills and stores as one unit: a Firehose record, a syslog
+    message. With ``pack_lines`` the shipper joins many JSON lines into one item.
+    """
+
+    max_item_bytes: int
+    max_items_per_call: int
+    max_call_bytes: int
+    pack_lines: bool
+
+
+class Sink(Protocol):
+    """Delivers finished items to one destination. Sinks never start threads and never retry.
+
+    ``send`` returns the indices of the items that failed and may be sent again; it raises
+    ``RetryableSendError`` or ``PermanentSendError`` when the whole call failed. Any other
+    exception is treated as retryable.
+    """
+
+    name: str
+    """Unique and stable: used in logs, counters and as the name of its spool directory."""
+
+    kinds: frozenset[str]
+    """The record kinds (``error``, ``metric``) this sink receives."""
+
+    limits: Limits
+
+    durable: bool
+    """Whether records this sink can't take are spooled to disk (else dropped and counted)."""
+
+    def send(self, items: Sequence[bytes]) -> Sequence[int]:
+        """Deliver ``items``; return the indices of those that failed and may be retried."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files. Called once, on the thread that used the sink."""
+        ...
