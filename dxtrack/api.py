@@ -1,4 +1,4 @@
-"""The public functions. Each one hands its call to the current client."""
+"""The public functions: ``configure()``, and the bound methods of the process's one client."""
 
 from __future__ import annotations
 
@@ -6,17 +6,16 @@ import atexit
 import os
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dxtrack.client import Client, NoopClient, SinkFactory
+from dxtrack.client import Client, SinkFactory
 from dxtrack.config import build_config
 
-_client: Client | NoopClient = NoopClient()
-_configure_lock = threading.Lock()
+_client = Client()
 _sink_override: Sequence[SinkFactory] | None = None
 _process_hooks_installed = False
+_hooks_lock = threading.Lock()
 
 
 def configure(
@@ -52,7 +51,6 @@ def configure(
     Raises:
         ValueError: an argument is invalid; the message names it.
     """
-    global _client
     config = build_config(
         context,
         stage,
@@ -66,108 +64,38 @@ def configure(
         use_async_requests,
         **more,
     )
-    with _configure_lock:
-        _install_process_hooks()
-        _client.close()
-        _client = Client(config, sinks=_sink_override)
+    _install_process_hooks()
+    _client.configure(config, _sink_override)
 
 
-def error(metadata: Mapping[str, Any] | None = None) -> None:
-    """Record the exception being handled; call it inside an ``except`` block.
-
-    Raises:
-        ValueError: ``metadata`` is not a dict.
-    """
-    _client.error(metadata)
-
-
-def errors(
-    list_of_exceptions: Iterable[BaseException], metadata: Mapping[str, Any] | None = None
-) -> None:
-    """Record several caught exceptions at once, with their tracebacks where they have one.
-
-    Raises:
-        ValueError: ``metadata`` is not a dict, or ``list_of_exceptions`` is not iterable.
-    """
-    _client.errors(list_of_exceptions, metadata)
+error = _client.error
+errors = _client.errors
+metric = _client.metric
+flush_metrics_buffer = _client.flush_metrics_buffer
+flush = _client.flush
+shutdown = _client.close
+stats = _client.stats
 
 
-def metric(
-    metric_name: str,
-    value: float,
-    metadata: Mapping[str, Any] | None = None,
-    timestamp: datetime | None = None,
-) -> None:
-    """Record a number under a dotted ``metric_name``.
-
-    Args:
-        metric_name: e.g. ``products.downloaded``.
-        value: anything ``float()`` accepts.
-        metadata: merged over ``default_metadata``.
-        timestamp: when it happened (default: now); a naive datetime is taken as UTC.
-
-    Raises:
-        ValueError: ``value`` can't be a float, ``timestamp`` is not a datetime, or ``metadata``
-            is not a dict.
-    """
-    _client.metric(metric_name, value, metadata, timestamp)
-
-
-def flush_metrics_buffer() -> None:
-    """Hand every metric held by ``buffer_metrics=True`` on for delivery."""
-    _client.flush_metrics_buffer()
-
-
-def flush(timeout: float | None = None) -> bool:
-    """Wait until everything tracked so far was delivered, or ``timeout`` seconds passed.
-
-    Returns:
-        True when everything was delivered; False when something is still waiting, or was
-        spooled to disk or dropped.
-    """
-    return _client.flush(timeout)
-
-
-def shutdown(timeout: float | None = None) -> bool:
-    """Deliver within ``timeout`` (default ``exit_timeout``), spool the rest, stop shipping.
-
-    Runs by itself at exit; call it to end tracking earlier.
-    """
-    global _client
-    with _configure_lock:
-        client, _client = _client, NoopClient()
-    return client.close(timeout)
-
-
-def stats() -> dict[str, int]:
-    """Counts of records delivered, retried, spooled, replayed and dropped (by reason)."""
-    return _client.stats()
-
-
-def current_client() -> Client | NoopClient:
-    """The client the functions above hand their calls to."""
+def current_client() -> Client:
+    """The process's client, whose bound methods the functions above are."""
     return _client
 
 
-def _at_exit() -> None:
-    _client.close()
-
-
 def _after_fork_in_child() -> None:
-    global _configure_lock
-    _configure_lock = threading.Lock()
     try:
         _client.reset_after_fork()
     except Exception:  # a child must start even if tracking can't
         return
     mp = sys.modules.get("multiprocessing.util")
     if mp is not None:  # multiprocessing's children leave with os._exit(): no atexit
-        mp.Finalize(None, _at_exit, exitpriority=100)  # type: ignore[attr-defined]
+        mp.Finalize(None, _client.close, exitpriority=100)
 
 
 def _install_process_hooks() -> None:
     global _process_hooks_installed
-    if not _process_hooks_installed:
-        _process_hooks_installed = True
-        atexit.register(_at_exit)
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+    with _hooks_lock:
+        if not _process_hooks_installed:
+            _process_hooks_installed = True
+            atexit.register(_client.close)
+            os.register_at_fork(after_in_child=_after_fork_in_child)

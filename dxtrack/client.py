@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 import threading
 import uuid
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from time import time as _now
@@ -18,8 +20,8 @@ from typing import Any
 from dxtrack.config import Config
 from dxtrack.counters import Counters
 from dxtrack.log import LogOnce, logger
-from dxtrack.pipeline import Pipeline, Route
-from dxtrack.records import ERROR, METRIC, Event, RecordBuilder
+from dxtrack.pipeline import Pipeline, Route, pop_events
+from dxtrack.records import ERROR, EVENT_WIDTH, METRIC, Event, RecordBuilder
 from dxtrack.sinks.base import Sink
 from dxtrack.spool import Spool
 
@@ -59,7 +61,7 @@ def _sink_factories(config: Config) -> list[SinkFactory]:
                     not config.use_async_requests,
                 )
             )
-    if config.papertrail_hostport:
+    if config.ships_to_papertrail:
         from dxtrack.sinks.papertrail import papertrail_sink_factory
 
         factories.append((papertrail_sink_factory(config), False))
@@ -79,44 +81,78 @@ def _metadata(metadata: object, name: str = "metadata") -> dict[str, Any]:
     raise ValueError(f"{name} must be a dict, got {type(metadata).__name__}: {metadata!r}")
 
 
-def _metric_name(metric_name: object) -> str:
-    if isinstance(metric_name, str):
-        return str(metric_name)
-    raise ValueError(f"metric_name must be a string, got {type(metric_name).__name__}")
-
-
 class Client:
-    """Tracks errors and metrics for one configuration."""
+    """The process's one client. ``configure()`` points it at a configuration and a pipeline;
+    before that, tracking calls do nothing and warn once.
 
-    def __init__(self, config: Config, sinks: Sequence[SinkFactory] | None = None) -> None:
-        self.config = config
+    ``dxtrack.metric`` and the other module functions are this object's bound methods, so a
+    tracking call costs one Python call and the fast path of ``metric()`` does no call at all.
+    """
+
+    def __init__(self) -> None:
+        self.config: Config | None = None
         self.counters = Counters()
         self._log_once = LogOnce()
-        spool_root = config.spool_dir
+        self._pipeline: Pipeline | None = None
+        self._held: deque[Any] | None = None
+        self._lock = threading.RLock()
+        self._warned = False
+        self._set_fast_path()
+
+    # ---- configuration ----------------------------------------------------------------------
+
+    def configure(self, config: Config, sinks: Sequence[SinkFactory] | None = None) -> None:
+        """Close the current configuration (delivering or spooling its records), start anew."""
+        with self._lock:
+            previous = self._pipeline
+            orphans = [previous.buffer] if previous is not None else []
+            if self._held is not None:
+                orphans.append(self._held)
+            self.close()
+            self.config = config
+            self.counters = Counters()
+            self._log_once = LogOnce()
+            self._pipeline = Pipeline(
+                self._new_builder(),
+                self._routes(config, sinks),
+                max_buffer=config.max_buffer,
+                flush_interval=config.flush_interval,
+                retry_budget=config.retry_budget,
+                stats=self.counters,
+                log_once=self._log_once,
+                orphans=orphans,
+            )
+            self._held = deque() if config.buffer_metrics else None
+            self._set_fast_path()
+
+    def _routes(self, config: Config, sinks: Sequence[SinkFactory] | None) -> list[Route]:
         routes = []
         for make_sink, inline in sinks if sinks is not None else _sink_factories(config):
             route = Route(make_sink, inline=inline, spool=None, max_pending_bytes=MAX_PENDING_BYTES)
             if route.sink.durable:
-                root = spool_root if spool_root is not None else default_spool_dir()
+                root = config.spool_dir if config.spool_dir is not None else default_spool_dir()
                 directory = _spool_path(root, route.sink.name)
                 route.spool = Spool(directory, self.counters, self._log_once)
             routes.append(route)
-        self._pipeline = Pipeline(
-            self._new_builder(),
-            routes,
-            max_buffer=config.max_buffer,
-            flush_interval=config.flush_interval,
-            retry_budget=config.retry_budget,
-            stats=self.counters,
-            log_once=self._log_once,
-        )
-        self._capture = self._pipeline.capture
-        self._metric_buffer: list[Event] | None = [] if config.buffer_metrics else None
-        self._metric_buffer_lock = threading.Lock()
-        self._closed = False
+        return routes
+
+    def _set_fast_path(self) -> None:
+        """Where ``metric()`` may append without a call: the held metrics with
+        ``buffer_metrics``, else the pipeline's buffer below its wake-up mark."""
+        pipeline = self._pipeline
+        self._fast_buffer: Any = ()
+        self._fast_limit = 0
+        if pipeline is None or self.config is None:
+            return
+        if self._held is not None:
+            self._fast_buffer = self._held
+            self._fast_limit = (self.config.max_buffer - 1) * EVENT_WIDTH
+        elif not pipeline.has_inline:
+            self._fast_buffer, self._fast_limit = pipeline.buffer, pipeline.wake_slots
 
     def _new_builder(self) -> RecordBuilder:
         config = self.config
+        assert config is not None
         return RecordBuilder(
             context=config.context,
             stage=config.stage,
@@ -125,6 +161,16 @@ class Client:
             producer_id=uuid.uuid4().hex,
             host=socket.gethostname(),
         )
+
+    def _not_configured(self) -> None:
+        if not self._warned:
+            self._warned = True
+            warnings.warn(
+                "dxtrack is not configured: call dxtrack.configure(context=..., stage=...) "
+                "first. Tracking calls do nothing until then.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     # ---- tracking: the caller's hot path -------------------------------------------------------
 
@@ -135,38 +181,73 @@ class Client:
         metadata: Mapping[str, Any] | None = None,
         timestamp: datetime | None = None,
     ) -> None:
-        """Record ``value`` for ``metric_name``. See ``dxtrack.metric``."""
+        """Record a number under a dotted ``metric_name``.
+
+        Args:
+            metric_name: e.g. ``products.downloaded``.
+            value: anything ``float()`` accepts.
+            metadata: merged over ``default_metadata``.
+            timestamp: when it happened (default: now); a naive datetime is taken as UTC.
+
+        Raises:
+            ValueError: ``value`` can't be a float, ``timestamp`` is not a datetime, or
+                ``metadata`` is not a dict.
+        """
         if value.__class__ is not float:
             value = _value(value)
         if metadata is not None:
-            metadata = metadata.copy() if metadata.__class__ is dict else _metadata(metadata)  # type: ignore[attr-defined]
+            metadata = metadata.copy() if metadata.__class__ is dict else _metadata(metadata)
         if timestamp is not None and not isinstance(timestamp, datetime):
             raise ValueError(
                 f"timestamp must be a datetime, got {type(timestamp).__name__}: {timestamp!r}"
             )
-        if metric_name.__class__ is not str:
-            metric_name = _metric_name(metric_name)
-        event = (METRIC, _now(), metric_name, value, metadata, timestamp)
-        if self._metric_buffer is None:
-            self._capture(event)
+        buffer = self._fast_buffer
+        if len(buffer) < self._fast_limit:  # the fast path: no lock, no call
+            buffer.extend((METRIC, _now(), metric_name, value, metadata, timestamp))
         else:
-            self._buffer_metric(event)
+            self._metric_slow((METRIC, _now(), metric_name, value, metadata, timestamp))
+
+    def _metric_slow(self, event: Event) -> None:
+        pipeline = self._pipeline
+        if pipeline is None:
+            self._not_configured()
+        elif self._held is not None:
+            self._held.extend(event)
+            if len(self._held) >= pipeline.max_slots:
+                self.flush_metrics_buffer()  # keep memory bounded: hand the held metrics on
+        else:
+            pipeline.capture(event)
 
     def error(self, metadata: Mapping[str, Any] | None = None) -> None:
-        """Record the exception being handled. See ``dxtrack.error``."""
+        """Record the exception being handled; call it inside an ``except`` block.
+
+        Raises:
+            ValueError: ``metadata`` is not a dict.
+        """
         exc_type, exc_value, tb = sys.exc_info()
         if metadata is not None:
-            metadata = metadata.copy() if metadata.__class__ is dict else _metadata(metadata)  # type: ignore[attr-defined]
+            metadata = metadata.copy() if metadata.__class__ is dict else _metadata(metadata)
+        pipeline = self._pipeline
+        if pipeline is None:
+            self._not_configured()
+            return
         if exc_type is None:
-            self._log_once("error-outside-except", 30,
-                           "dxtrack.error() was called outside an except block; the record has "
-                           "no exception. Use dxtrack.errors([exc]) to record an exception object.")
-        self._capture((ERROR, _now(), exc_type, exc_value, tb, metadata))
+            self._log_once(
+                "error-outside-except",
+                logging.WARNING,
+                "dxtrack.error() was called outside an except block; the record has "
+                "no exception. Use dxtrack.errors([exc]) to record an exception object.",
+            )
+        pipeline.capture((ERROR, _now(), exc_type, exc_value, tb, metadata))
 
     def errors(
         self, list_of_exceptions: Iterable[BaseException], metadata: Mapping[str, Any] | None = None
     ) -> None:
-        """Record several exceptions in one call. See ``dxtrack.errors``."""
+        """Record several caught exceptions at once, with their tracebacks where they have one.
+
+        Raises:
+            ValueError: ``metadata`` is not a dict, or ``list_of_exceptions`` is not iterable.
+        """
         if metadata is not None:
             metadata = _metadata(metadata)
         try:
@@ -176,57 +257,64 @@ class Client:
                 "list_of_exceptions must be a list of exceptions, got "
                 f"{type(list_of_exceptions).__name__}"
             ) from None
+        pipeline = self._pipeline
+        if pipeline is None:
+            self._not_configured()
+            return
         now = _now()
         events = [
             (ERROR, now, type(exc), exc, getattr(exc, "__traceback__", None), metadata)
             for exc in exceptions
         ]
         if events:
-            self._pipeline.capture_many(events)
-
-    def _buffer_metric(self, event: Event) -> None:
-        with self._metric_buffer_lock:
-            buffer = self._metric_buffer
-            if buffer is None:
-                self._capture(event)
-                return
-            buffer.append(event)
-            full = len(buffer) >= self.config.max_buffer
-        if full:  # keep memory bounded: hand a full buffer on as if it was flushed
-            self.flush_metrics_buffer()
+            pipeline.capture_many(events)
 
     def flush_metrics_buffer(self) -> None:
-        """Hand every buffered metric to the sinks (with ``buffer_metrics=True``)."""
-        with self._metric_buffer_lock:
-            if not self._metric_buffer:
-                return
-            events, self._metric_buffer = self._metric_buffer, []
-        self._pipeline.capture_many(events)
+        """Hand every metric held by ``buffer_metrics=True`` on for delivery."""
+        held, pipeline = self._held, self._pipeline
+        if pipeline is None:
+            self._not_configured()
+            return
+        if held is None:
+            return
+        events = pop_events(held)  # pop, never swap: another thread may be appending right now
+        if events:
+            pipeline.capture_many(events)
 
     # ---- delivery control -----------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything accepted so far was delivered; True when it all was."""
-        return self._pipeline.flush(timeout)
+        """Wait until everything tracked so far was delivered, or ``timeout`` seconds passed.
+
+        Returns:
+            True when everything was delivered; False when something is still waiting, or was
+            spooled to disk or dropped.
+        """
+        pipeline = self._pipeline
+        return True if pipeline is None else pipeline.flush(timeout)
 
     def close(self, timeout: float | None = None) -> bool:
-        """Send buffered metrics, deliver within ``timeout``, spool the rest; then stop."""
-        if self._closed:
-            return True
-        self._closed = True
-        try:
-            self.flush_metrics_buffer()
-            delivered = self._pipeline.shutdown(
-                self.config.exit_timeout if timeout is None else timeout
-            )
-        except Exception as exc:  # closing must never break the host's exit
-            logger.error("dxtrack: error while shutting down: %r", exc)
-            return False
+        """Deliver within ``timeout`` (default ``exit_timeout``), spool the rest, stop shipping.
+
+        Runs by itself at exit and before a new ``configure()``.
+        """
+        with self._lock:
+            pipeline, config = self._pipeline, self.config
+            if pipeline is None or config is None:
+                return True
+            try:
+                self.flush_metrics_buffer()
+                self._pipeline = None
+                self._set_fast_path()
+                delivered = pipeline.shutdown(config.exit_timeout if timeout is None else timeout)
+            except Exception as exc:  # closing must never break the host's exit
+                logger.error("dxtrack: error while shutting down: %r", exc)
+                return False
         counts = self.counters.snapshot()
         if counts["spooled"] or counts["dropped"]:
             logger.warning(
                 "dxtrack: %d record(s) delivered, %d spooled to disk for the next start, "
-                "%d dropped (%s)",
+                "%d dropped %s",
                 counts["delivered"],
                 counts["spooled"],
                 counts["dropped"],
@@ -235,38 +323,41 @@ class Client:
         return delivered
 
     def stats(self) -> dict[str, int]:
-        """Counts of records delivered, retried, spooled, replayed and dropped (by reason)."""
+        """Counts of records delivered, retried, spooled, replayed and dropped (by reason) since
+        the last ``configure()``."""
         return self.counters.snapshot()
 
     def reset_after_fork(self) -> None:
         """In a forked child: a new producer id, sequence and shipper; none of the parent's
         records."""
-        with_buffer = self._metric_buffer is not None
-        self._metric_buffer = [] if with_buffer else None
-        self._metric_buffer_lock = threading.Lock()
-        self._pipeline.reset_after_fork(self._new_builder())
+        self._lock = threading.RLock()
+        if self._held is not None:
+            self._held = deque()
+        if self._pipeline is not None:
+            self._pipeline.reset_after_fork(self._new_builder())
+        self._set_fast_path()
 
     # ---- configuration read-back ----------------------------------------------------------
 
     @property
     def context(self) -> str | None:
-        """The configured context."""
-        return self.config.context
+        """The configured context (None before ``configure()``)."""
+        return self.config.context if self.config else None
 
     @property
     def stage(self) -> str | None:
         """The configured stage."""
-        return self.config.stage
+        return self.config.stage if self.config else None
 
     @property
     def run_id(self) -> str | None:
         """The configured or generated run id."""
-        return self.config.run_id
+        return self.config.run_id if self.config else None
 
     @property
     def default_metadata(self) -> dict[str, Any] | None:
         """A copy of the configured default metadata."""
-        return dict(self.config.default_metadata)
+        return dict(self.config.default_metadata) if self.config else None
 
 
 def _spool_path(root: Any, sink_name: str) -> Any:
@@ -274,53 +365,3 @@ def _spool_path(root: Any, sink_name: str) -> Any:
 
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in sink_name)
     return Path(root) / safe
-
-
-class NoopClient:
-    """Answers before ``configure()``: does nothing, and warns once."""
-
-    context = stage = run_id = default_metadata = None
-
-    def __init__(self) -> None:
-        self._warned = False
-
-    def _warn(self) -> None:
-        if not self._warned:
-            self._warned = True
-            warnings.warn(
-                "dxtrack is not configured: call dxtrack.configure(context=..., stage=...) "
-                "first. Tracking calls do nothing until then.",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-
-    def metric(self, *args: Any, **kwargs: Any) -> None:
-        """Does nothing before ``configure()``."""
-        self._warn()
-
-    def error(self, *args: Any, **kwargs: Any) -> None:
-        """Does nothing before ``configure()``."""
-        self._warn()
-
-    def errors(self, *args: Any, **kwargs: Any) -> None:
-        """Does nothing before ``configure()``."""
-        self._warn()
-
-    def flush_metrics_buffer(self) -> None:
-        """Does nothing before ``configure()``."""
-        self._warn()
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Nothing to deliver: True."""
-        return True
-
-    def close(self, timeout: float | None = None) -> bool:
-        """Nothing to close: True."""
-        return True
-
-    def stats(self) -> dict[str, int]:
-        """All zero."""
-        return Counters().snapshot()
-
-    def reset_after_fork(self) -> None:
-        """Nothing to reset."""

@@ -17,6 +17,8 @@ from dxtrack import environment_variables as env
 
 STAGES = ("test", "dev", "prod")
 DEFAULT_REGION = "eu-west-1"
+DEFAULT_PAPERTRAIL_URL = "https://logs.collector.solarwinds.com/v1/logs"
+PAPERTRAIL_TRANSPORTS = ("tls", "tcp", "udp")
 
 T = TypeVar("T")
 
@@ -36,6 +38,11 @@ class Config:
     buffer_metrics: bool = False
     papertrail_hostport: str | None = None
     use_async_requests: bool = True
+    papertrail_transport: str = "tls"
+    papertrail_ca_file: str | None = None
+    papertrail_token: str | None = None
+    papertrail_url: str = DEFAULT_PAPERTRAIL_URL
+    papertrail_format: Callable[[Mapping[str, Any]], str] | None = None
     error_stream: str = ""
     metric_stream: str = ""
     output_dir: Path = Path(".dxtrack_output")
@@ -49,6 +56,11 @@ class Config:
     def ships_to_firehose(self) -> bool:
         """Whether records go to Kinesis Firehose (stages ``dev`` and ``prod``)."""
         return self.stage in ("dev", "prod")
+
+    @property
+    def ships_to_papertrail(self) -> bool:
+        """Whether records also go to Papertrail (syslog ``host:port``, or an HTTPS token)."""
+        return bool(self.papertrail_hostport or self.papertrail_token)
 
 
 def _env_str(name: str) -> str | None:
@@ -134,11 +146,16 @@ def build_config(
     use_async_requests: bool | None = None,
     *,
     region_name: str | None = None,
+    papertrail_transport: str | None = None,
+    papertrail_ca_file: str | os.PathLike[str] | None = None,
+    papertrail_token: str | None = None,
+    papertrail_url: str | None = None,
+    papertrail_format: Callable[[Mapping[str, Any]], str] | None = None,
     error_stream: str | None = None,
     metric_stream: str | None = None,
     output_dir: str | os.PathLike[str] | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
-    max_buffer: int | None = None,
+    max_buffer: float | None = None,
     flush_interval: float | None = None,
     exit_timeout: float | None = None,
     retry_budget: float | None = None,
@@ -161,9 +178,7 @@ def build_config(
         raw = _env_str(env.DXTRACK_DEFAULT_METADATA)
         default_metadata = _parse_metadata(env.DXTRACK_DEFAULT_METADATA, raw) if raw else {}
     if not isinstance(default_metadata, dict):
-        raise ValueError(
-            f"default_metadata must be a dict, got {type(default_metadata).__name__}"
-        )
+        raise ValueError(f"default_metadata must be a dict, got {type(default_metadata).__name__}")
 
     profile_name = profile_name if profile_name is not None else _env_str(env.DXTRACK_PROFILE_NAME)
     _require_str("profile_name", profile_name, optional=True)
@@ -184,6 +199,23 @@ def build_config(
     _require_str("papertrail_hostport", hostport, optional=True)
     if hostport is not None:
         _parse_hostport("papertrail_hostport", hostport)
+
+    transport = papertrail_transport or _env_str(env.DXTRACK_PAPERTRAIL_TRANSPORT) or "tls"
+    if transport not in PAPERTRAIL_TRANSPORTS:
+        raise ValueError(
+            f"papertrail_transport must be one of {', '.join(PAPERTRAIL_TRANSPORTS)}; "
+            f"got {transport!r}"
+        )
+    ca_file = papertrail_ca_file or _env_str(env.DXTRACK_PAPERTRAIL_CA_FILE)
+    if ca_file is not None and not os.path.isfile(ca_file):
+        raise ValueError(f"papertrail_ca_file must be an existing file, got {ca_file!r}")
+    token = papertrail_token or _env_str(env.DXTRACK_PAPERTRAIL_TOKEN)
+    _require_str("papertrail_token", token, optional=True)
+    url = papertrail_url or _env_str(env.DXTRACK_PAPERTRAIL_URL) or DEFAULT_PAPERTRAIL_URL
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise ValueError(f"papertrail_url must be an http(s) URL, got {url!r}")
+    if papertrail_format is not None and not callable(papertrail_format):
+        raise ValueError("papertrail_format must be a callable taking a record dict")
 
     buffer = _require_bool(
         "buffer_metrics", _pick(buffer_metrics, env.DXTRACK_BUFFER_METRICS, _parse_bool, False)
@@ -213,16 +245,29 @@ def build_config(
         buffer_metrics=buffer,
         papertrail_hostport=hostport,
         use_async_requests=use_async,
+        papertrail_transport=transport,
+        papertrail_ca_file=os.fspath(ca_file) if ca_file is not None else None,
+        papertrail_token=token,
+        papertrail_url=url,
+        papertrail_format=papertrail_format,
         error_stream=error_stream or f"dxtrack-error-input-{stage}",
         metric_stream=metric_stream or f"dxtrack-metric-input-{stage}",
         output_dir=Path(out if out is not None else ".dxtrack_output").absolute(),
         spool_dir=Path(spool).absolute() if spool is not None else None,
-        max_buffer=_positive("max_buffer", _pick(max_buffer, env.DXTRACK_MAX_BUFFER,
-                                                  _parse_number, 100_000), int),
-        flush_interval=_positive("flush_interval", _pick(
-            flush_interval, env.DXTRACK_FLUSH_INTERVAL, _parse_number, 0.5), float),
-        exit_timeout=_positive("exit_timeout", _pick(
-            exit_timeout, env.DXTRACK_EXIT_TIMEOUT, _parse_number, 5.0), float),
-        retry_budget=_positive("retry_budget", _pick(
-            retry_budget, env.DXTRACK_RETRY_BUDGET, _parse_number, 30.0), float),
+        max_buffer=_positive(
+            "max_buffer", _pick(max_buffer, env.DXTRACK_MAX_BUFFER, _parse_number, 100_000.0), int
+        ),
+        flush_interval=_positive(
+            "flush_interval",
+            _pick(flush_interval, env.DXTRACK_FLUSH_INTERVAL, _parse_number, 0.5),
+            float,
+        ),
+        exit_timeout=_positive(
+            "exit_timeout", _pick(exit_timeout, env.DXTRACK_EXIT_TIMEOUT, _parse_number, 5.0), float
+        ),
+        retry_budget=_positive(
+            "retry_budget",
+            _pick(retry_budget, env.DXTRACK_RETRY_BUDGET, _parse_number, 30.0),
+            float,
+        ),
     )

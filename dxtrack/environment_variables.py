@@ -39,6 +39,20 @@ DXTRACK_USE_ASYNC_REQUESTS = "DXTRACK_USE_ASYNC_REQUESTS"
 DXTRACK_PAPERTRAIL_HOSTPORT = "DXTRACK_PAPERTRAIL_HOSTPORT"
 """``papertrail_hostport``: ``host:port`` of a Papertrail (or any RFC 5424) syslog endpoint."""
 
+DXTRACK_PAPERTRAIL_TRANSPORT = "DXTRACK_PAPERTRAIL_TRANSPORT"
+"""``papertrail_transport``: ``tls`` (default, verified), ``tcp`` or ``udp``."""
+
+DXTRACK_PAPERTRAIL_CA_FILE = "DXTRACK_PAPERTRAIL_CA_FILE"
+"""``papertrail_ca_file``: a PEM file of CAs to verify the syslog (or HTTPS) server with,
+instead of the system's."""
+
+DXTRACK_PAPERTRAIL_TOKEN = "DXTRACK_PAPERTRAIL_TOKEN"
+"""``papertrail_token``: a Papertrail (SolarWinds) HTTPS token; sends over HTTPS instead of
+syslog."""
+
+DXTRACK_PAPERTRAIL_URL = "DXTRACK_PAPERTRAIL_URL"
+"""``papertrail_url``: the HTTPS bulk endpoint used with the token."""
+
 DXTRACK_ERROR_STREAM = "DXTRACK_ERROR_STREAM"
 """``error_stream``: Firehose stream for errors. Default ``dxtrack-error-input-{stage}``."""
 

@@ -1,6 +1,10 @@
 """The one place for threads and batching: capture buffer, background shipper, retries, spool.
 
-The caller's thread only appends a captured event to a bounded buffer. One daemon thread per
+The caller's thread only appends a captured event to a bounded buffer. The buffer is flat: an
+event's ``EVENT_WIDTH`` fields are appended with one ``deque.extend``, which is atomic under the
+GIL, so no per-event container is kept. A tuple holding a metadata dict would stay tracked by the
+garbage collector, and thousands of them waiting in the buffer would trigger full collections of
+the host's whole heap. One daemon thread per
 process builds the JSON lines, packs them for each sink, sends, retries failed items with
 exponential backoff and jitter, spools what can't be delivered within the retry budget, and
 replays the spool once the sink takes records again. Routes marked ``inline`` are delivered on the
@@ -16,15 +20,15 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from typing import Final
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Final, TypeVar
 
-from dxtrack.packing import Item, ReplayTicket, calls, pack
-from dxtrack.records import Event, RecordBuilder
-from dxtrack.sinks.base import PermanentSendError, RetryableSendError, Sink
-from dxtrack.spool import Segment, Spool
 from dxtrack.counters import Counters
 from dxtrack.log import LogOnce, logger
+from dxtrack.packing import Item, ReplayTicket, calls, pack
+from dxtrack.records import EVENT_WIDTH, Event, RecordBuilder
+from dxtrack.sinks.base import PermanentSendError, RetryableSendError, Sink
+from dxtrack.spool import Segment, Spool
 
 BACKOFF_BASE: Final = 0.1
 BACKOFF_MAX: Final = 5.0
@@ -33,6 +37,7 @@ INLINE_ATTEMPTS: Final = 3
 DRAIN_CHUNK: Final = 20_000
 
 Line = tuple[str, bytes]
+T = TypeVar("T")
 
 
 class Route:
@@ -99,18 +104,23 @@ class Pipeline:
         retry_budget: float,
         stats: Counters,
         log_once: LogOnce,
+        orphans: Sequence[deque[Event]] = (),
     ) -> None:
         self.builder = builder
+        self._orphans = list(orphans)
+        """Buffers of a previous configuration: a thread that was in the middle of a tracking
+        call while ``configure()`` ran may still append to one; those events are shipped here."""
         self.stats = stats
         self._log_once = log_once
         self._routes = list(routes)
         self._inline_routes = [r for r in routes if r.inline]
         self._background_routes = [r for r in routes if not r.inline]
         self.max_buffer = max_buffer
-        self._wake_at = max(1, max_buffer // 2)
+        self.max_slots = max_buffer * EVENT_WIDTH
+        self.wake_slots = max(1, max_buffer // 2) * EVENT_WIDTH
         self._flush_interval = flush_interval
         self._retry_budget = retry_budget
-        self.buffer: deque[Event] = deque()
+        self.buffer: deque[Any] = deque()
         self._built: deque[Line] = deque()
         self._seq = itertools.count(1)
         self._wake = threading.Event()
@@ -134,9 +144,10 @@ class Pipeline:
             self.deliver_inline((event,))
             return
         buffer = self.buffer
-        if len(buffer) < self.max_buffer:
-            buffer.append(event)
-            if len(buffer) >= self._wake_at:
+        size = len(buffer)
+        if size < self.max_slots:
+            buffer.extend(event)
+            if size + EVENT_WIDTH >= self.wake_slots:
                 self._wake.set()
         else:
             self.overflow((event,))
@@ -146,10 +157,12 @@ class Pipeline:
         if self.has_inline:
             self.deliver_inline(events)
             return
-        room = self.max_buffer - len(self.buffer)
-        self.buffer.extend(events[: max(room, 0)])
+        room = max((self.max_slots - len(self.buffer)) // EVENT_WIDTH, 0)
+        extend = self.buffer.extend
+        for event in events[:room]:
+            extend(event)
         if room < len(events):
-            self.overflow(events[max(room, 0) :])
+            self.overflow(events[room:])
         self._wake.set()
 
     def overflow(self, events: Iterable[Event]) -> None:
@@ -191,7 +204,8 @@ class Pipeline:
                 failed = set(range(len(call)))
             else:
                 self._forget_problems(route)
-            self.stats.add("delivered", sum(it.lines for i, it in enumerate(call) if i not in failed))
+            delivered = sum(item.lines for i, item in enumerate(call) if i not in failed)
+            self.stats.add("delivered", delivered)
             call = [item for i, item in enumerate(call) if i in failed]
             if not call:
                 return
@@ -243,7 +257,9 @@ class Pipeline:
         delivered = self.flush(timeout)
         with self._drain_lock:
             self._closed = True
-            events = list(self._pop_all_events())
+            events = pop_events(self.buffer)
+            for orphan in self._orphans:
+                events.extend(pop_events(orphan))
         lines = [line for line in (self._build(e) for e in events) if line is not None]
         lines.extend(self._pop_all_built())
         for route in self._routes:
@@ -277,6 +293,7 @@ class Pipeline:
         self.stats.reset_after_fork()
         self.buffer = deque()
         self._built = deque()
+        self._orphans = []
         self._seq = itertools.count(1)
         self._wake = threading.Event()
         self._settled = threading.Condition()
@@ -305,8 +322,12 @@ class Pipeline:
             try:
                 self._cycle()
             except Exception as exc:  # the shipper must survive anything
-                self._log_once(f"cycle:{type(exc).__name__}", logging.ERROR,
-                               "dxtrack: unexpected error in the shipper: %r", exc)
+                self._log_once(
+                    f"cycle:{type(exc).__name__}",
+                    logging.ERROR,
+                    "dxtrack: unexpected error in the shipper: %r",
+                    exc,
+                )
             if self._closed:
                 self._close_sinks()
                 with self._settled:
@@ -340,41 +361,28 @@ class Pipeline:
         for route in self._routes:
             self._replay(route)
 
-    def _pop_all_events(self, limit: int = -1) -> Iterable[Event]:
-        buffer = self.buffer
-        popleft = buffer.popleft
-        while buffer and limit:
-            limit -= 1
-            try:
-                yield popleft()
-            except IndexError:
-                return
-
     def _pop_all_built(self) -> list[Line]:
-        built, out = self._built, []
-        while built:
-            try:
-                out.append(built.popleft())
-            except IndexError:
-                break
-        return out
+        return _pop_all(self._built)
 
     def _drain(self, limit: int) -> int:
         """Build up to ``limit`` captured events and queue them; return how many were taken."""
         with self._drain_lock:
             if self._closed:
                 return 0
-            events = list(self._pop_all_events(limit))
-            lines = [line for line in map(self._build, events) if line is not None]
+            taken = min(len(self.buffer) // EVENT_WIDTH, limit)
+            # one event at a time, so that no batch of event tuples outlives a young GC generation
+            lines = [line for line in map(self._build, iter_events(self.buffer, taken)) if line]
+            for orphan in self._orphans:
+                lines.extend(line for line in map(self._build, iter_events(orphan)) if line)
             lines.extend(self._pop_all_built())
             if not lines:
-                return len(events)
+                return taken
             for route in self._background_routes:
                 kinds = route.sink.kinds
                 mine = [data for kind, data in lines if kind in kinds]
                 if mine:
                     self._enqueue(route, pack(mine, route.sink.limits))
-            return len(events)
+            return taken
 
     def _enqueue(self, route: Route, items: list[Item]) -> None:
         now = time.monotonic()
@@ -453,17 +461,23 @@ class Pipeline:
         """Spool items that stayed undelivered for longer than the retry budget."""
         expired: list[Item] = []
         with route.lock:
-            while route.pending and route.pending[0].first_try and (
-                now - route.pending[0].first_try > self._retry_budget
+            while (
+                route.pending
+                and route.pending[0].first_try
+                and (now - route.pending[0].first_try > self._retry_budget)
             ):
                 item = route.pending.popleft()
                 route.pending_bytes -= len(item.data)
                 expired.append(item)
         if expired:
-            self._log_once(f"budget:{route.name}", logging.WARNING,
-                           "dxtrack: %s stayed unavailable for %.0fs; records are being spooled "
-                           "to disk and will be sent when it recovers", route.name,
-                           self._retry_budget)
+            self._log_once(
+                f"budget:{route.name}",
+                logging.WARNING,
+                "dxtrack: %s stayed unavailable for %.0fs; records are being spooled "
+                "to disk and will be sent when it recovers",
+                route.name,
+                self._retry_budget,
+            )
         for item in expired:
             self._spool_item(route, item, "retry_budget")
 
@@ -528,8 +542,12 @@ class Pipeline:
             return self.builder.build(event, next(self._seq))
         except Exception as exc:
             self.stats.drop("build_failed")
-            self._log_once(f"build:{type(exc).__name__}", logging.ERROR,
-                           "dxtrack: could not build a record: %r", exc)
+            self._log_once(
+                f"build:{type(exc).__name__}",
+                logging.ERROR,
+                "dxtrack: could not build a record: %r",
+                exc,
+            )
             return None
 
     def _spool_item(self, route: Route, item: Item, reason: str) -> None:
@@ -541,9 +559,14 @@ class Pipeline:
             return
         if route.spool is None:
             self.stats.drop(f"{reason}:{route.name}", lines)
-            self._log_once(f"drop:{route.name}:{reason}", logging.WARNING,
-                           "dxtrack: %s could not take %d record(s) (%s); they were dropped "
-                           "and counted", route.name, lines, reason)
+            self._log_once(
+                f"drop:{route.name}:{reason}",
+                logging.WARNING,
+                "dxtrack: %s could not take %d record(s) (%s); they were dropped and counted",
+                route.name,
+                lines,
+                reason,
+            )
         else:
             route.spool.append(data, lines)
 
@@ -552,14 +575,52 @@ class Pipeline:
 
     def _report_retryable(self, route: Route, exc: Exception) -> None:
         kind = "retryable" if isinstance(exc, RetryableSendError) else type(exc).__name__
-        self._log_once(f"retry:{route.name}:{kind}", logging.WARNING,
-                       "dxtrack: sending to %s failed, will retry: %s", route.name, exc)
+        self._log_once(
+            f"retry:{route.name}:{kind}",
+            logging.WARNING,
+            "dxtrack: sending to %s failed, will retry: %s",
+            route.name,
+            exc,
+        )
 
     def _forget_problems(self, route: Route) -> None:
         self._log_once.forget(f"permanent:{route.name}")
 
 
+def iter_events(buffer: deque[Any], limit: int | None = None) -> Iterator[Event]:
+    """Pop up to ``limit`` whole events from a flat buffer, one at a time."""
+    count = len(buffer) // EVENT_WIDTH
+    if limit is not None:
+        count = min(count, limit)
+    popleft = buffer.popleft
+    for _ in range(count):
+        yield (popleft(), popleft(), popleft(), popleft(), popleft(), popleft())
+
+
+def pop_events(buffer: deque[Any], limit: int | None = None) -> list[Event]:
+    """Pop up to ``limit`` whole events from a flat buffer. Only one thread may pop at a time;
+    any number may append (each event with one ``extend``)."""
+    count = len(buffer) // EVENT_WIDTH
+    if limit is not None:
+        count = min(count, limit)
+    popleft = buffer.popleft
+    return [
+        (popleft(), popleft(), popleft(), popleft(), popleft(), popleft()) for _ in range(count)
+    ]
+
+
+def _pop_all(queue: deque[T]) -> list[T]:
+    """Everything in ``queue``, popped (never swapped: other threads may be appending)."""
+    out: list[T] = []
+    popleft = queue.popleft
+    while queue:
+        try:
+            out.append(popleft())
+        except IndexError:
+            break
+    return out
+
+
 def _backoff(attempt: int) -> float:
     """Exponential backoff with full jitter."""
     return random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * (2 ** min(attempt, 16))))
-

@@ -11,6 +11,7 @@ import hashlib
 import traceback
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from hashlib import blake2b as _blake2b
 from types import TracebackType
 from typing import Any, Final
 
@@ -23,6 +24,8 @@ KINDS: Final = (ERROR, METRIC)
 # (METRIC, time, metric_name, value, metadata | None, timestamp | None)
 # (ERROR, time, exc_type | None, exc_value | None, traceback | None, metadata | None)
 Event = tuple[Any, ...]
+EVENT_WIDTH: Final = 6
+"""Every event has this many fields (the pipeline's buffer stores them flat)."""
 
 MAX_LINE_BYTES: Final = 1_000 * 1024 - 64
 """The largest JSON line: one Firehose record (1,000 KiB), less room for the newline."""
@@ -34,7 +37,7 @@ def unix_time(value: datetime) -> float:
     """Seconds since the epoch for ``value``; a naive datetime is taken as UTC."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.timestamp()
+    return round(value.timestamp(), 6)
 
 
 def exception_type_name(exc_type: type[BaseException]) -> str:
@@ -105,24 +108,27 @@ class RecordBuilder:
 
     def record(self, event: Event, seq: int) -> tuple[str, dict[str, Any]]:
         """The record of ``event`` as a dict, without its ``id``."""
-        kind = event[0]
-        record = dict(self._common)
-        record["seq"] = seq
-        record["timestamp"] = round(event[1], 6)
-        if kind == METRIC:
-            _, _, name, value, metadata, timestamp = event
-            record["metric_name"] = name
-            record["value"] = value
-            record["metadata"] = self._metadata(metadata)
-            if timestamp is not None:
-                record["timestamp"] = round(unix_time(timestamp), 6)
-            return kind, record
-        _, _, exc_type, exc_value, tb, metadata = event
-        record["metadata"] = self._metadata(metadata)
+        if event[0] == METRIC:
+            _, now, name, value, metadata, timestamp = event
+            return METRIC, {
+                **self._common,
+                "metadata": self._metadata(metadata),
+                "metric_name": name if name.__class__ is str else _safe_str(name),
+                "seq": seq,
+                "timestamp": now if timestamp is None else unix_time(timestamp),
+                "value": value,
+            }
+        _, now, exc_type, exc_value, tb, metadata = event
+        record = {
+            **self._common,
+            "metadata": self._metadata(metadata),
+            "seq": seq,
+            "timestamp": now,
+        }
         if exc_type is None:
             record["exception"] = {"type": None, "value": None, "traceback": None}
             record["fingerprint"] = None
-            return kind, record
+            return ERROR, record
         type_name = exception_type_name(exc_type)
         record["exception"] = {
             "type": type_name,
@@ -130,7 +136,7 @@ class RecordBuilder:
             "traceback": _format_traceback(exc_type, exc_value, tb) if tb is not None else None,
         }
         record["fingerprint"] = fingerprint(type_name, tb)
-        return kind, record
+        return ERROR, record
 
     def build(self, event: Event, seq: int) -> tuple[str, bytes]:
         """The finished JSON line of ``event`` (ending in ``\\n``) and its kind."""
@@ -142,8 +148,8 @@ class RecordBuilder:
         body = jsonsafe.dumps(record)
         if len(body) > self._max_line_bytes:
             body = self._shortened(record)
-        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
-        return b"".join((body[:-1], b',"id":"', digest.encode(), b'"}\n'))
+        digest = _blake2b(body, digest_size=16).hexdigest().encode()
+        return b"".join((body[:-1], b',"id":"', digest, b'"}\n'))
 
     def _shortened(self, record: dict[str, Any]) -> bytes:
         plain = jsonsafe.to_jsonable(record)

@@ -8,6 +8,7 @@ segment is deleted only after everything read from it was delivered or spooled a
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -55,7 +56,7 @@ class Spool:
             return sum(self._own.values())
 
     def append(self, data: bytes, lines: int) -> bool:
-        """Append ``data`` (whole JSON lines); False (and counted as dropped) when the disk fails."""
+        """Append ``data`` (whole JSON lines); False, counted as dropped, when the disk fails."""
         if not data:
             return True
         with self._lock:
@@ -95,10 +96,8 @@ class Spool:
     def _close_segment(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            try:
+            with contextlib.suppress(OSError):
                 os.fsync(fd)
-            except OSError:
-                pass
             os.close(fd)
 
     def close_segment(self) -> None:

@@ -1,11 +1,11 @@
 """Helpers for your own tests: capture what dxtrack records, in memory, with no files and no AWS.
 
-    from dxtrack.testing import capture_records
+from dxtrack.testing import capture_records
 
-    def test_job_reports_bad_rows():
-        with capture_records() as captured:
-            run_job()
-        assert captured.metrics[0]["metric_name"] == "rows.bad"
+def test_job_reports_bad_rows():
+    with capture_records() as captured:
+        run_job()
+    assert captured.metrics[0]["metric_name"] == "rows.bad"
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dxtrack import api
-from dxtrack.client import Client, SinkFactory
+from dxtrack.client import SinkFactory
 from dxtrack.config import build_config
 from dxtrack.records import ERROR, METRIC
 from dxtrack.sinks.memory import MemorySink
@@ -36,23 +36,28 @@ def capture_records(**configure_kwargs: Any) -> Iterator[CapturedRecords]:
 
     Any ``configure()`` inside the block (say, your job's entry point) keeps sending to memory.
     Outside a configured program, the block configures ``context="test"``, ``stage="test"``;
-    ``configure_kwargs`` override those settings. The previous client is restored afterwards.
+    ``configure_kwargs`` override those settings. The previous configuration is restored
+    afterwards.
     """
     captured = CapturedRecords()
     sinks: list[SinkFactory] = [
         (lambda: MemorySink(ERROR, captured.errors), True),
         (lambda: MemorySink(METRIC, captured.metrics), True),
     ]
-    previous_client, previous_override = api._client, api._sink_override
-    if isinstance(previous_client, Client) and not configure_kwargs:
-        config = previous_client.config
+    client = api.current_client()
+    previous_config, previous_override = client.config, api._sink_override
+    if previous_config is not None and not configure_kwargs:
+        config = previous_config
     else:
         settings: dict[str, Any] = {"context": "test", "stage": "test", **configure_kwargs}
         config = build_config(**settings)
     api._sink_override = sinks
-    api._client = Client(config, sinks=sinks)
+    client.configure(config, sinks)
     try:
         yield captured
     finally:
-        api._client.close()
-        api._client, api._sink_override = previous_client, previous_override
+        api._sink_override = previous_override
+        if previous_config is not None:
+            client.configure(previous_config, previous_override)
+        else:
+            client.close()

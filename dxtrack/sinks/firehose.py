@@ -1,0 +1,134 @@
+"""Stages ``dev`` and ``prod``: Kinesis Data Firehose, through boto3's PutRecordBatch.
+
+boto3 is imported when the sink first sends, on the shipper thread, never at ``import dxtrack``.
+The endpoint comes from boto3's own configuration (``AWS_ENDPOINT_URL``), so a moto server or
+moto's in-process ``mock_aws`` need no test-only code here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from dxtrack.config import DEFAULT_REGION, Config
+from dxtrack.sinks.base import Limits, PermanentSendError, RetryableSendError
+
+FIREHOSE_LIMITS = Limits(
+    max_item_bytes=1_000 * 1024,
+    max_items_per_call=500,
+    max_call_bytes=4 * 1024 * 1024,
+    pack_lines=True,
+)
+"""Firehose's quotas: 1,000 KiB a record, 500 records and 4 MiB a PutRecordBatch."""
+
+_PERMANENT = {
+    "ResourceNotFoundException": "the stream does not exist: deploy infra/ or set {option}",
+    "AccessDeniedException": "access denied: grant firehose:PutRecordBatch on the stream "
+    "(infra/ has a producer policy)",
+    "UnrecognizedClientException": "the AWS credentials are not valid: check profile_name or "
+    "aws_access_key_id/aws_secret_access_key",
+    "InvalidSignatureException": "the AWS secret key is wrong: check aws_secret_access_key",
+    "InvalidArgumentException": "Firehose refused the request as invalid",
+    "ValidationException": "Firehose refused the request as invalid",
+    "InvalidKMSResourceException": "the stream's KMS key can't be used: check its key policy",
+}
+
+
+class FirehoseSink:
+    """Sends packed JSON lines to one delivery stream."""
+
+    limits = FIREHOSE_LIMITS
+    durable = True
+
+    def __init__(self, stream: str, kind: str, config: Config) -> None:
+        self.stream = stream
+        self.name = f"firehose:{stream}"
+        self.kinds = frozenset((kind,))
+        self._config = config
+        self._option = f"{kind}_stream"
+        self._client: Any = None
+        self._region = config.region_name
+        self._lock = threading.Lock()
+
+    def _get_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
+    def _make_client(self) -> Any:
+        import boto3
+        import botocore.config
+        import botocore.exceptions
+
+        config = self._config
+        try:
+            if config.aws_access_key_id and config.aws_secret_access_key:
+                session = boto3.session.Session(
+                    aws_access_key_id=config.aws_access_key_id,
+                    aws_secret_access_key=config.aws_secret_access_key,
+                )
+            elif config.profile_name:
+                session = boto3.session.Session(profile_name=config.profile_name)
+            else:
+                session = boto3.session.Session()
+        except botocore.exceptions.ProfileNotFound as exc:
+            raise PermanentSendError(
+                f"{self.name}: AWS profile {config.profile_name!r} not found ({exc}); "
+                "fix profile_name"
+            ) from exc
+        self._region = config.region_name or session.region_name or DEFAULT_REGION
+        return session.client(
+            "firehose",
+            region_name=self._region,
+            config=botocore.config.Config(
+                retries={"mode": "standard", "total_max_attempts": 1},
+                connect_timeout=5,
+                read_timeout=15,
+                max_pool_connections=4,
+            ),
+        )
+
+    def send(self, items: Sequence[bytes]) -> Sequence[int]:
+        """One PutRecordBatch; returns the indices of entries Firehose did not take."""
+        import botocore.exceptions
+
+        client = self._get_client()
+        try:
+            response = client.put_record_batch(
+                DeliveryStreamName=self.stream, Records=[{"Data": data} for data in items]
+            )
+        except botocore.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code in _PERMANENT and not (isinstance(status, int) and status >= 500):
+                fix = _PERMANENT[code].format(option=self._option)
+                raise PermanentSendError(
+                    f"Firehose stream {self.stream!r} in {self._region}: {code}: {fix}. "
+                    "Records are kept in the disk spool and sent once this is fixed."
+                ) from exc
+            raise RetryableSendError(f"{self.name}: {code or status}: {exc}") from exc
+        except botocore.exceptions.NoCredentialsError as exc:
+            raise PermanentSendError(
+                f"Firehose stream {self.stream!r}: no AWS credentials found; pass profile_name "
+                "or aws_access_key_id/aws_secret_access_key, or configure boto3"
+            ) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise RetryableSendError(f"{self.name}: {exc}") from exc
+        if not response.get("FailedPutCount"):
+            return ()
+        answers = response.get("RequestResponses") or []
+        failed = [i for i, answer in enumerate(answers) if answer.get("ErrorCode")]
+        if len(answers) != len(items):  # can't tell which failed: send them all again
+            return range(len(items))
+        return failed
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
