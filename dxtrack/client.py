@@ -296,7 +296,8 @@ class Client:
     def close(self, timeout: float | None = None) -> bool:
         """Deliver within ``timeout`` (default ``exit_timeout``), spool the rest, stop shipping.
 
-        Runs by itself at exit and before a new ``configure()``.
+        Runs by itself at exit and before a new ``configure()``. Afterwards dxtrack is
+        unconfigured: tracking calls do nothing until the next ``configure()``.
         """
         with self._lock:
             pipeline, config = self._pipeline, self.config
@@ -304,7 +305,7 @@ class Client:
                 return True
             try:
                 self.flush_metrics_buffer()
-                self._pipeline = None
+                self._pipeline = self.config = None
                 self._set_fast_path()
                 delivered = pipeline.shutdown(config.exit_timeout if timeout is None else timeout)
             except Exception as exc:  # closing must never break the host's exit

@@ -62,8 +62,10 @@ def _key(key: Any) -> str:
         return _clean_str(key)
     if isinstance(key, (bytes, bytearray)):
         return _bytes_text(bytes(key))
-    if key is None or isinstance(key, (bool, int, float)):
-        return orjson.dumps(key).decode()
+    if key is None or isinstance(key, bool):
+        return "null" if key is None else ("true" if key else "false")
+    if isinstance(key, (int, float)):
+        return repr(key) if isinstance(key, float) else str(key)
     return _repr(key)
 
 

@@ -221,14 +221,13 @@ class Pipeline:
         """Wait until everything accepted so far was delivered, spooled or dropped.
 
         Returns True when it was all delivered: nothing is waiting, nothing was spooled that a
-        replay hasn't delivered since, and nothing was dropped while waiting.
+        replay hasn't delivered since, and nothing was dropped since ``configure()``.
         """
-        dropped_before = self.stats.snapshot()["dropped"]
         if self._thread is None or not self._thread.is_alive():
             if self._background_routes and not self._closed:
                 self._start_thread()
             elif not self._closed:
-                return self._nothing_left(dropped_before)
+                return self._nothing_left()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._settled:
             target = self._cycles + 1
@@ -241,14 +240,14 @@ class Pipeline:
                 self._settled.wait(remaining if remaining is not None else 1.0)
                 if self._thread is None or not self._thread.is_alive():
                     break
-        return self._nothing_left(dropped_before)
+        return self._nothing_left()
 
-    def _nothing_left(self, dropped_before: int) -> bool:
+    def _nothing_left(self) -> bool:
         if self.buffer or self._built or any(r.busy() for r in self._routes):
             return False
         if any(r.spool is not None and r.spool.unreplayed for r in self._routes):
             return False
-        return self.stats.snapshot()["dropped"] == dropped_before
+        return self.stats.snapshot()["dropped"] == 0
 
     def shutdown(self, timeout: float) -> bool:
         """Deliver what can be delivered within ``timeout``, spool the rest, stop the thread."""
