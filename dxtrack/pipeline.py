@@ -133,6 +133,8 @@ class Pipeline:
         self._closed = False
         self._thread: threading.Thread | None = None
         self.has_inline = bool(self._inline_routes)
+        for route in self._inline_routes:
+            self._start_sink(route)
         if self._background_routes or any(r.spool for r in routes):
             self._start_thread()
 
@@ -301,6 +303,8 @@ class Pipeline:
         self._cycles, self._settled_cycle = 0, -1
         for route in self._routes:
             route.reset_after_fork()
+        for route in self._inline_routes:
+            self._start_sink(route)
         self._thread = None
         if not self._closed and (self._background_routes or any(r.spool for r in self._routes)):
             self._start_thread()
@@ -312,6 +316,8 @@ class Pipeline:
         self._thread.start()
 
     def _run(self) -> None:
+        for route in self._background_routes:
+            self._start_sink(route)
         while True:
             self._wake.wait(self._next_wait())
             self._wake.clear()
@@ -338,6 +344,13 @@ class Pipeline:
                     self._settled_cycle = cycle
                     self._flush_wanted = False
                     self._settled.notify_all()
+
+    def _start_sink(self, route: Route) -> None:
+        try:
+            route.sink.start()
+        except Exception as exc:  # send() will try again, with backoff
+            self._log_once(f"start:{route.name}", logging.WARNING,
+                           "dxtrack: could not start %s: %r", route.name, exc)
 
     def _next_wait(self) -> float:
         if self.buffer or self._built:

@@ -48,6 +48,12 @@ class Sink(Protocol):
     durable: bool
     """Whether records this sink can't take are spooled to disk (else dropped and counted)."""
 
+    def start(self) -> None:
+        """Get ready to send: import libraries, create clients. Called once, on the thread that
+        will send, as soon as the pipeline starts (not lazily at exit, when the interpreter
+        may no longer allow it). May raise; ``send`` then tries again."""
+        ...
+
     def send(self, items: Sequence[bytes]) -> Sequence[int]:
         """Deliver ``items``; return the indices of those that failed and may be retried."""
         ...

@@ -51,6 +51,13 @@ class FirehoseSink:
         self._client: Any = None
         self._region = config.region_name
         self._lock = threading.Lock()
+        # boto3's import registers an atexit hook (concurrent.futures); that is refused once the
+        # interpreter is shutting down, so it must not first happen on the shipper thread then.
+        import concurrent.futures.thread  # noqa: F401
+
+    def start(self) -> None:
+        """Import boto3 and create the client."""
+        self._get_client()
 
     def _get_client(self) -> Any:
         with self._lock:

@@ -25,6 +25,9 @@ class JsonlFileSink:
         self.name = f"file:{self.path}"
         self.kinds = frozenset((kind,))
 
+    def start(self) -> None:
+        """Nothing to prepare."""
+
     def send(self, items: Sequence[bytes]) -> Sequence[int]:
         """Append ``items`` with one ``write`` to a file opened with ``O_APPEND``."""
         data = b"".join(items)

@@ -27,6 +27,9 @@ class MemorySink:
         self.records = records
         self._lock = threading.Lock()
 
+    def start(self) -> None:
+        """Nothing to prepare."""
+
     def send(self, items: Sequence[bytes]) -> Sequence[int]:
         """Parse and keep ``items``."""
         parsed = [orjson.loads(item) for item in items]

@@ -87,6 +87,11 @@ class SyslogSink:
             raw.close()
             raise
 
+    def start(self) -> None:
+        """Connect (a failure here is retried by ``send``)."""
+        if self._sock is None:
+            self._sock = self._connect()
+
     def format(self, item: bytes) -> bytes:
         """The syslog line of one JSON record."""
         kind, record = _record(item)
@@ -140,6 +145,13 @@ class PapertrailHttpsSink:
         self.name = f"papertrail:https:{url}"
         self._format = format_record or default_format
         self._session: Any = None
+
+    def start(self) -> None:
+        """Import requests and open the session."""
+        import requests
+
+        if self._session is None:
+            self._session = requests.Session()
 
     def send(self, items: Sequence[bytes]) -> Sequence[int]:
         """POST the items, one event a line."""
