@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import os
-import sys
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from dxtrack.client import Client, SinkFactory
-from dxtrack.config import build_config
+from dxtrack.client import Client
+
+if TYPE_CHECKING:
+    from dxtrack.wiring import SinkFactory
 
 _client = Client()
-_sink_override: Sequence[SinkFactory] | None = None
+F = TypeVar("F", bound=Callable[..., Any])
+_sink_override: Sequence[SinkFactory] | None = None  # set by dxtrack.testing
 _process_hooks_installed = False
 _hooks_lock = threading.Lock()
 
@@ -51,6 +54,8 @@ def configure(
     Raises:
         ValueError: an argument is invalid; the message names it.
     """
+    from dxtrack.config import build_config
+
     config = build_config(
         context,
         stage,
@@ -77,6 +82,38 @@ shutdown = _client.close
 stats = _client.stats
 
 
+def flush_after(handler: F) -> F:
+    """Decorate an AWS Lambda handler so that its records are delivered before it returns.
+
+    Lambda freezes the process once the handler returns, and a frozen shipper sends nothing.
+    The flush waits at most ``exit_timeout`` seconds, and never past the invocation's deadline
+    (less half a second) when the handler gets Lambda's context object.
+    """
+
+    @functools.wraps(handler)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        finally:
+            _client.flush(_lambda_flush_timeout(args))
+
+    return cast(F, wrapper)
+
+
+def _lambda_flush_timeout(args: Sequence[Any]) -> float | None:
+    config = _client.config
+    timeout = config.exit_timeout if config is not None else None
+    context = args[1] if len(args) > 1 else None
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        try:
+            left = max(float(remaining()) / 1000 - 0.5, 0.0)
+        except (TypeError, ValueError):
+            return timeout
+        return left if timeout is None else min(timeout, left)
+    return timeout
+
+
 def current_client() -> Client:
     """The process's client, whose bound methods the functions above are."""
     return _client
@@ -87,15 +124,23 @@ def _after_fork_in_child() -> None:
         _client.reset_after_fork()
     except Exception:  # a child must start even if tracking can't
         return
-    mp = sys.modules.get("multiprocessing.util")
-    if mp is not None:  # multiprocessing's children leave with os._exit(): no atexit
-        mp.Finalize(None, _client.close, exitpriority=100)
+
+
+def _close_at_multiprocessing_exit(client: Client) -> None:
+    # multiprocessing's children end with os._exit(), so atexit never runs there; they run
+    # their Finalize callbacks instead (after clearing the parent's, hence this late hook).
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(client, client.close, exitpriority=100)
 
 
 def _install_process_hooks() -> None:
     global _process_hooks_installed
+    import multiprocessing.util
+
     with _hooks_lock:
         if not _process_hooks_installed:
             _process_hooks_installed = True
             atexit.register(_client.close)
-            os.register_at_fork(after_in_child=_after_fork_in_child)
+            os.register_at_fork(before=_client.prepare_fork, after_in_child=_after_fork_in_child)
+            multiprocessing.util.register_after_fork(_client, _close_at_multiprocessing_exit)

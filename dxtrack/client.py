@@ -1,71 +1,28 @@
-"""The client: validates tracking calls, captures events, and owns one pipeline.
-
-``Client`` is what ``configure()`` creates. ``NoopClient`` answers before that.
-"""
+"""The client: validates tracking calls, captures events, and owns the current pipeline."""
 
 from __future__ import annotations
 
 import logging
-import socket
 import sys
 import threading
-import uuid
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from time import time as _now
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dxtrack.config import Config
 from dxtrack.counters import Counters
+from dxtrack.events import ERROR, EVENT_WIDTH, METRIC, Event, pop_events
 from dxtrack.log import LogOnce, logger
-from dxtrack.pipeline import Pipeline, Route, pop_events
-from dxtrack.records import ERROR, EVENT_WIDTH, METRIC, Event, RecordBuilder
-from dxtrack.sinks.base import Sink
-from dxtrack.spool import Spool
 
-MAX_PENDING_BYTES = 32 * 1024 * 1024
-"""Bytes of packed records per sink held in memory while they wait for delivery; past this the
-oldest go to the disk spool."""
+if TYPE_CHECKING:
+    from dxtrack.config import Config
+    from dxtrack.pipeline import Pipeline
+    from dxtrack.wiring import SinkFactory
 
-SinkFactory = tuple[Callable[[], Sink], bool]
-"""How to make one sink, and whether it is delivered on the caller's thread (inline)."""
-
-
-def default_spool_dir() -> str:
-    """The per-user cache directory for the spool."""
-    import platformdirs
-
-    return str(platformdirs.user_cache_path("dxtrack") / "spool")
-
-
-def _sink_factories(config: Config) -> list[SinkFactory]:
-    factories: list[SinkFactory] = []
-    if config.stage == "test":
-        from dxtrack.sinks.jsonl_file import JsonlFileSink
-
-        for kind in (ERROR, METRIC):
-            factories.append(
-                (lambda kind=kind: JsonlFileSink(config.output_dir, kind), True)  # type: ignore[misc]
-            )
-    else:
-        from dxtrack.sinks.firehose import FirehoseSink
-
-        for kind, stream in ((ERROR, config.error_stream), (METRIC, config.metric_stream)):
-            factories.append(
-                (
-                    lambda kind=kind, stream=stream: FirehoseSink(  # type: ignore[misc]
-                        stream, kind, config
-                    ),
-                    not config.use_async_requests,
-                )
-            )
-    if config.ships_to_papertrail:
-        from dxtrack.sinks.papertrail import papertrail_sink_factory
-
-        factories.append((papertrail_sink_factory(config), False))
-    return factories
+FORK_WAIT_SECONDS = 2.0
+"""How long a ``fork()`` right after ``configure()`` waits for the shipper to start its sinks."""
 
 
 def _value(value: object) -> float:
@@ -109,32 +66,14 @@ class Client:
             if self._held is not None:
                 orphans.append(self._held)
             self.close()
+            from dxtrack import wiring
+
             self.config = config
             self.counters = Counters()
             self._log_once = LogOnce()
-            self._pipeline = Pipeline(
-                self._new_builder(),
-                self._routes(config, sinks),
-                max_buffer=config.max_buffer,
-                flush_interval=config.flush_interval,
-                retry_budget=config.retry_budget,
-                stats=self.counters,
-                log_once=self._log_once,
-                orphans=orphans,
-            )
+            self._pipeline = wiring.pipeline(config, sinks, self.counters, self._log_once, orphans)
             self._held = deque() if config.buffer_metrics else None
             self._set_fast_path()
-
-    def _routes(self, config: Config, sinks: Sequence[SinkFactory] | None) -> list[Route]:
-        routes = []
-        for make_sink, inline in sinks if sinks is not None else _sink_factories(config):
-            route = Route(make_sink, inline=inline, spool=None, max_pending_bytes=MAX_PENDING_BYTES)
-            if route.sink.durable:
-                root = config.spool_dir if config.spool_dir is not None else default_spool_dir()
-                directory = _spool_path(root, route.sink.name)
-                route.spool = Spool(directory, self.counters, self._log_once)
-            routes.append(route)
-        return routes
 
     def _set_fast_path(self) -> None:
         """Where ``metric()`` may append without a call: the held metrics with
@@ -149,18 +88,6 @@ class Client:
             self._fast_limit = (self.config.max_buffer - 1) * EVENT_WIDTH
         elif not pipeline.has_inline:
             self._fast_buffer, self._fast_limit = pipeline.buffer, pipeline.wake_slots
-
-    def _new_builder(self) -> RecordBuilder:
-        config = self.config
-        assert config is not None
-        return RecordBuilder(
-            context=config.context,
-            stage=config.stage,
-            run_id=config.run_id,
-            default_metadata=config.default_metadata,
-            producer_id=uuid.uuid4().hex,
-            host=socket.gethostname(),
-        )
 
     def _not_configured(self) -> None:
         if not self._warned:
@@ -328,14 +255,22 @@ class Client:
         the last ``configure()``."""
         return self.counters.snapshot()
 
+    def prepare_fork(self) -> None:
+        """Before ``fork()``: let the shipper finish starting its sinks (bounded wait)."""
+        pipeline = self._pipeline
+        if pipeline is not None:
+            pipeline.wait_started(FORK_WAIT_SECONDS)
+
     def reset_after_fork(self) -> None:
         """In a forked child: a new producer id, sequence and shipper; none of the parent's
         records."""
         self._lock = threading.RLock()
         if self._held is not None:
             self._held = deque()
-        if self._pipeline is not None:
-            self._pipeline.reset_after_fork(self._new_builder())
+        if self._pipeline is not None and self.config is not None:
+            from dxtrack import wiring
+
+            self._pipeline.reset_after_fork(wiring.new_builder(self.config))
         self._set_fast_path()
 
     # ---- configuration read-back ----------------------------------------------------------
@@ -359,10 +294,3 @@ class Client:
     def default_metadata(self) -> dict[str, Any] | None:
         """A copy of the configured default metadata."""
         return dict(self.config.default_metadata) if self.config else None
-
-
-def _spool_path(root: Any, sink_name: str) -> Any:
-    from pathlib import Path
-
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in sink_name)
-    return Path(root) / safe

@@ -5,9 +5,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +115,8 @@ def _parse_number(name: str, raw: str) -> float:
 
 
 def _parse_metadata(name: str, raw: str) -> dict[str, Any]:
+    import json
+
     try:
         parsed = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -171,7 +171,7 @@ def build_config(
 
     run_id = run_id if run_id is not None else _env_str(env.DXTRACK_RUN_ID)
     if run_id is None:
-        run_id = uuid.uuid4().hex
+        run_id = os.urandom(16).hex()
     _require_str("run_id", run_id)
 
     if default_metadata is None:

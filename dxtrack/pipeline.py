@@ -1,12 +1,8 @@
 """The one place for threads and batching: capture buffer, background shipper, retries, spool.
 
-The caller's thread only appends a captured event to a bounded buffer. The buffer is flat: an
-event's ``EVENT_WIDTH`` fields are appended with one ``deque.extend``, which is atomic under the
-GIL, so no per-event container is kept. A tuple holding a metadata dict would stay tracked by the
-garbage collector, and thousands of them waiting in the buffer would trigger full collections of
-the host's whole heap. One daemon thread per
-process builds the JSON lines, packs them for each sink, sends, retries failed items with
-exponential backoff and jitter, spools what can't be delivered within the retry budget, and
+The caller's thread only appends a captured event to a bounded, flat buffer (see ``events``).
+One daemon thread per process builds the JSON lines, packs them for each sink, sends, retries
+failed items with exponential backoff and jitter, spools what can't be delivered within the retry budget, and
 replays the spool once the sink takes records again. Routes marked ``inline`` are delivered on the
 caller's thread instead, before the tracking call returns (stage ``test``, and
 ``use_async_requests=False``).
@@ -20,13 +16,14 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, TypeVar
 
 from dxtrack.counters import Counters
+from dxtrack.events import EVENT_WIDTH, Event, iter_events, pop_events
 from dxtrack.log import LogOnce, logger
 from dxtrack.packing import Item, ReplayTicket, calls, pack
-from dxtrack.records import EVENT_WIDTH, Event, RecordBuilder
+from dxtrack.records import RecordBuilder
 from dxtrack.sinks.base import PermanentSendError, RetryableSendError, Sink
 from dxtrack.spool import Segment, Spool
 
@@ -312,12 +309,20 @@ class Pipeline:
     # ---- the shipper thread ---------------------------------------------------------------------
 
     def _start_thread(self) -> None:
+        self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dxtrack-shipper", daemon=True)
         self._thread.start()
+
+    def wait_started(self, timeout: float) -> None:
+        """Wait until the shipper has started its sinks (so a fork doesn't split that work)."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            self._started.wait(timeout)
 
     def _run(self) -> None:
         for route in self._background_routes:
             self._start_sink(route)
+        self._started.set()
         while True:
             self._wake.wait(self._next_wait())
             self._wake.clear()
@@ -349,8 +354,13 @@ class Pipeline:
         try:
             route.sink.start()
         except Exception as exc:  # send() will try again, with backoff
-            self._log_once(f"start:{route.name}", logging.WARNING,
-                           "dxtrack: could not start %s: %r", route.name, exc)
+            self._log_once(
+                f"start:{route.name}",
+                logging.WARNING,
+                "dxtrack: could not start %s: %r",
+                route.name,
+                exc,
+            )
 
     def _next_wait(self) -> float:
         if self.buffer or self._built:
@@ -597,28 +607,6 @@ class Pipeline:
 
     def _forget_problems(self, route: Route) -> None:
         self._log_once.forget(f"permanent:{route.name}")
-
-
-def iter_events(buffer: deque[Any], limit: int | None = None) -> Iterator[Event]:
-    """Pop up to ``limit`` whole events from a flat buffer, one at a time."""
-    count = len(buffer) // EVENT_WIDTH
-    if limit is not None:
-        count = min(count, limit)
-    popleft = buffer.popleft
-    for _ in range(count):
-        yield (popleft(), popleft(), popleft(), popleft(), popleft(), popleft())
-
-
-def pop_events(buffer: deque[Any], limit: int | None = None) -> list[Event]:
-    """Pop up to ``limit`` whole events from a flat buffer. Only one thread may pop at a time;
-    any number may append (each event with one ``extend``)."""
-    count = len(buffer) // EVENT_WIDTH
-    if limit is not None:
-        count = min(count, limit)
-    popleft = buffer.popleft
-    return [
-        (popleft(), popleft(), popleft(), popleft(), popleft(), popleft()) for _ in range(count)
-    ]
 
 
 def _pop_all(queue: deque[T]) -> list[T]:

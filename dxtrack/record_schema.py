@@ -7,7 +7,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from dxtrack.records import KINDS
+from dxtrack.events import KINDS
 
 
 @cache

@@ -7,8 +7,6 @@ the content hash) happens in ``RecordBuilder.build``, which does no I/O.
 
 from __future__ import annotations
 
-import hashlib
-import traceback
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from hashlib import blake2b as _blake2b
@@ -16,16 +14,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from dxtrack import jsonsafe
-
-ERROR: Final = "error"
-METRIC: Final = "metric"
-KINDS: Final = (ERROR, METRIC)
-
-# (METRIC, time, metric_name, value, metadata | None, timestamp | None)
-# (ERROR, time, exc_type | None, exc_value | None, traceback | None, metadata | None)
-Event = tuple[Any, ...]
-EVENT_WIDTH: Final = 6
-"""Every event has this many fields (the pipeline's buffer stores them flat)."""
+from dxtrack.events import ERROR, METRIC, Event
 
 MAX_LINE_BYTES: Final = 1_000 * 1024 - 64
 """The largest JSON line: one Firehose record (1,000 KiB), less room for the newline."""
@@ -57,6 +46,8 @@ def _safe_str(value: object) -> str:
 def _format_traceback(
     exc_type: type[BaseException], exc_value: BaseException | None, tb: TracebackType
 ) -> str:
+    import traceback
+
     try:
         return "".join(traceback.format_exception(exc_type, exc_value, tb))
     except Exception as exc:
@@ -69,10 +60,11 @@ def fingerprint(exc_type_name: str, tb: TracebackType | None) -> str:
     Line numbers are left out so that an edit elsewhere in a file does not split a group.
     """
     parts = [exc_type_name]
-    for frame, _lineno in traceback.walk_tb(tb):
-        code = frame.f_code
+    while tb is not None:
+        code = tb.tb_frame.f_code
         parts.append(f"{code.co_filename}:{code.co_name}")
-    return hashlib.blake2b("\n".join(parts).encode("utf-8", "replace"), digest_size=8).hexdigest()
+        tb = tb.tb_next
+    return _blake2b("\n".join(parts).encode("utf-8", "replace"), digest_size=8).hexdigest()
 
 
 class RecordBuilder:

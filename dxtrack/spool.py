@@ -13,7 +13,6 @@ import fcntl
 import logging
 import os
 import threading
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +45,7 @@ class Spool:
         self._segment_name = ""
         self._written = 0
         self._segments = 0
-        self._writer_id = uuid.uuid4().hex[:8]
+        self._writer_id = os.urandom(4).hex()
         self._own: dict[str, int] = {}
 
     @property
@@ -174,7 +173,7 @@ class Spool:
             os.close(self._fd)  # the parent's lock stays: it holds the same open file
         self._fd = None
         self._lock = threading.Lock()
-        self._writer_id = uuid.uuid4().hex[:8]
+        self._writer_id = os.urandom(4).hex()
         self._segments = 0
         self._own = {}
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dxtrack import api
-from dxtrack.client import SinkFactory
 from dxtrack.config import build_config
-from dxtrack.records import ERROR, METRIC
+from dxtrack.events import ERROR, METRIC
 from dxtrack.sinks.memory import MemorySink
+from dxtrack.wiring import SinkFactory
 
 
 @dataclass

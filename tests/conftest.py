@@ -60,3 +60,67 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         if path.exists():
             for record in read_jsonl(path):
                 assert_valid(record, kind)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's server over real HTTP; boto3 (and so dxtrack) finds it via AWS_ENDPOINT_URL."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    from tests.aws import REGION
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in _AWS_VARIABLES}
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_ENDPOINT_URL=url,
+    )
+    yield url
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+_AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+)
+_HOOKS: list[Any] = []
+
+
+@pytest.fixture
+def firehose_calls(moto_server: str) -> Iterator[Any]:
+    """Every PutRecordBatch of the test, checked against Firehose's limits at the end."""
+    from tests.aws import Hooks
+
+    if not _HOOKS:
+        hooks = Hooks()
+        hooks.install()
+        _HOOKS.append(hooks)
+    hooks = _HOOKS[0]
+    hooks.reset()
+    yield hooks
+    dxtrack.shutdown(timeout=5)
+    assert hooks.log.violations == [], "PutRecordBatch over Firehose's limits"
+    hooks.reset()
+
+
+@pytest.fixture
+def streams(firehose_calls: Any) -> Any:
+    """A bucket and two streams of this test's own on the moto server."""
+    from tests.aws import Streams
+
+    return Streams.create()

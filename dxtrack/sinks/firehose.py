@@ -51,9 +51,10 @@ class FirehoseSink:
         self._client: Any = None
         self._region = config.region_name
         self._lock = threading.Lock()
-        # boto3's import registers an atexit hook (concurrent.futures); that is refused once the
-        # interpreter is shutting down, so it must not first happen on the shipper thread then.
-        import concurrent.futures.thread  # noqa: F401
+        # Imported here, on the thread that calls configure(), and not first on the shipper:
+        # a fork() in the middle of an import leaves the child a half-initialised boto3, and
+        # boto3's import registers an atexit hook, which is refused during interpreter exit.
+        import boto3  # noqa: F401
 
     def start(self) -> None:
         """Import boto3 and create the client."""

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 
 from dxtrack.config import Config
+from dxtrack.events import KINDS
 from dxtrack.papertrail_format import Formatter, default_format, escape_newlines, syslog_line
-from dxtrack.records import KINDS
 from dxtrack.sinks.base import Limits, PermanentSendError, RetryableSendError, Sink
 
 UDP_MAX_BYTES = 1_024

@@ -1,0 +1,114 @@
+"""How a configuration becomes a pipeline: which sinks, inline or in the background, with
+which spools. Imported by ``configure()``, not by ``import dxtrack``."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dxtrack.config import Config
+from dxtrack.counters import Counters
+from dxtrack.events import ERROR, METRIC
+from dxtrack.log import LogOnce
+from dxtrack.pipeline import Pipeline, Route
+from dxtrack.records import RecordBuilder
+from dxtrack.sinks.base import Sink
+from dxtrack.spool import Spool
+
+MAX_PENDING_BYTES = 32 * 1024 * 1024
+"""Bytes of packed records per sink held in memory while they wait for delivery; past this the
+oldest go to the disk spool."""
+
+SinkFactory = tuple[Callable[[], Sink], bool]
+"""How to make one sink, and whether it is delivered on the caller's thread (inline)."""
+
+
+def default_spool_dir() -> str:
+    """The per-user cache directory for the spool."""
+    import platformdirs
+
+    return str(platformdirs.user_cache_path("dxtrack") / "spool")
+
+
+def sink_factories(config: Config) -> list[SinkFactory]:
+    factories: list[SinkFactory] = []
+    if config.stage == "test":
+        from dxtrack.sinks.jsonl_file import JsonlFileSink
+
+        for kind in (ERROR, METRIC):
+            factories.append(
+                (lambda kind=kind: JsonlFileSink(config.output_dir, kind), True)  # type: ignore[misc]
+            )
+    else:
+        from dxtrack.sinks.firehose import FirehoseSink
+
+        for kind, stream in ((ERROR, config.error_stream), (METRIC, config.metric_stream)):
+            factories.append(
+                (
+                    lambda kind=kind, stream=stream: FirehoseSink(  # type: ignore[misc]
+                        stream, kind, config
+                    ),
+                    not config.use_async_requests,
+                )
+            )
+    if config.ships_to_papertrail:
+        from dxtrack.sinks.papertrail import papertrail_sink_factory
+
+        factories.append((papertrail_sink_factory(config), False))
+    return factories
+
+
+def spool_path(root: str | os.PathLike[str], sink_name: str) -> Path:
+    """The spool directory of one sink: its name, made safe for a file name."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in sink_name)
+    return Path(root) / safe
+
+
+def routes(
+    config: Config, sinks: Sequence[SinkFactory] | None, counters: Counters, log_once: LogOnce
+) -> list[Route]:
+    """One route per sink, each durable sink with its spool directory."""
+    made = []
+    for make_sink, inline in sinks if sinks is not None else sink_factories(config):
+        route = Route(make_sink, inline=inline, spool=None, max_pending_bytes=MAX_PENDING_BYTES)
+        if route.sink.durable:
+            root = config.spool_dir if config.spool_dir is not None else default_spool_dir()
+            route.spool = Spool(spool_path(root, route.sink.name), counters, log_once)
+        made.append(route)
+    return made
+
+
+def new_builder(config: Config) -> RecordBuilder:
+    """A record builder with a fresh producer id (per configuration, and per forked child)."""
+    return RecordBuilder(
+        context=config.context,
+        stage=config.stage,
+        run_id=config.run_id,
+        default_metadata=config.default_metadata,
+        producer_id=os.urandom(16).hex(),
+        host=socket.gethostname(),
+    )
+
+
+def pipeline(
+    config: Config,
+    sinks: Sequence[SinkFactory] | None,
+    counters: Counters,
+    log_once: LogOnce,
+    orphans: Sequence[deque[Any]],
+) -> Pipeline:
+    """The pipeline for ``config``."""
+    return Pipeline(
+        new_builder(config),
+        routes(config, sinks, counters, log_once),
+        max_buffer=config.max_buffer,
+        flush_interval=config.flush_interval,
+        retry_budget=config.retry_budget,
+        stats=counters,
+        log_once=log_once,
+        orphans=orphans,
+    )

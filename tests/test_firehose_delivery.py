@@ -1,0 +1,460 @@
+"""Stages dev/prod: delivery to Kinesis Firehose (a moto server over HTTP) that loses nothing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dxtrack
+from tests.aws import Hooks, Streams, error_response
+from tests.conftest import assert_valid
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ids(records: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(r["id"] for r in records)
+
+
+def assert_exactly_once(records: list[dict[str, Any]], expected: int) -> None:
+    counts = ids(records)
+    assert len(records) == expected, f"{len(records)} records landed, expected {expected}"
+    assert max(counts.values(), default=1) == 1, "a record landed twice"
+
+
+def run_program(code: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DXTRACK_")}
+    base["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env={**base, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_records_land_in_s3_packed_and_valid(streams: Streams, firehose_calls: Hooks) -> None:
+    """Errors and metrics reach their streams, many lines per Firehose record, schema-valid."""
+    dxtrack.configure(**streams.settings(default_metadata={"team": "t"}))
+    for i in range(500):
+        dxtrack.metric("m", i, metadata={"i": i})
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        dxtrack.error(metadata={"where": "test"})
+    assert dxtrack.flush(timeout=30) is True
+    metrics, errors = streams.records("metric"), streams.records("error")
+    assert_exactly_once(metrics, 500)
+    assert_exactly_once(errors, 1)
+    assert sorted(r["value"] for r in metrics) == [float(i) for i in range(500)]
+    assert errors[0]["exception"]["value"] == "boom"
+    for record in metrics[::50] + errors:
+        assert_valid(record, "error" if "exception" in record else "metric")
+    records_sent = sum(len(call) for call in firehose_calls.log.calls)
+    assert records_sent <= 4, "lines are packed into few Firehose records, not one each"
+    stats = dxtrack.stats()
+    assert stats["delivered"] == 501 and stats["dropped"] == 0 and stats["spooled"] == 0
+
+
+def test_eight_threads_and_errors_land_exactly_once(streams: Streams) -> None:
+    """8 threads x 10,000 metrics plus errors: every record in S3 exactly once by id."""
+    dxtrack.configure(**streams.settings())
+    start = threading.Barrier(8)
+
+    def work(thread: int) -> None:
+        start.wait()
+        for i in range(10_000):
+            dxtrack.metric("threads", i, metadata={"t": thread})
+            if i % 1_000 == 0:
+                try:
+                    raise RuntimeError(f"{thread}-{i}")
+                except RuntimeError:
+                    dxtrack.error()
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert dxtrack.flush(timeout=60) is True
+    metrics, errors = streams.records("metric"), streams.records("error")
+    assert_exactly_once(metrics, 80_000)
+    assert_exactly_once(errors, 80)
+    assert {(r["metadata"]["t"], r["value"]) for r in metrics} == {
+        (t, float(i)) for t in range(8) for i in range(10_000)
+    }
+    seqs = sorted(r["seq"] for r in metrics + errors)
+    assert seqs == list(range(1, 80_081)), "no gap in the producer's sequence"
+
+
+def test_program_exiting_without_flush_delivers_everything(
+    streams: Streams, tmp_path: Path
+) -> None:
+    """A job that just ends (no flush) still delivers all its records at exit."""
+    result = run_program(
+        """
+        import dxtrack
+        dxtrack.configure()
+        for i in range(2_000):
+            dxtrack.metric("exit.test", i)
+        try:
+            raise KeyError("k")
+        except KeyError:
+            dxtrack.error()
+        """,
+        streams.env(),
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert_exactly_once(streams.records("metric"), 2_000)
+    assert_exactly_once(streams.records("error"), 1)
+
+
+def test_bucket_deleted_then_restored_loses_nothing(
+    streams: Streams, firehose_calls: Hooks
+) -> None:
+    """While the bucket is gone moto answers 500; once it is back, every record arrives."""
+    failed = threading.Event()
+
+    def watch(http_response: Any, parsed: dict[str, Any]) -> None:
+        if http_response.status_code >= 500:
+            failed.set()
+
+    firehose_calls.after_call = watch
+    streams.delete_bucket()
+    dxtrack.configure(**streams.settings())
+    for i in range(3_000):
+        dxtrack.metric("outage", i)
+    assert failed.wait(30), "the SDK met the outage"
+    assert dxtrack.stats()["retried"] > 0
+    streams.create_bucket()
+    assert dxtrack.flush(timeout=60) is True
+    assert_exactly_once(streams.records("metric"), 3_000)
+
+
+def test_exit_during_outage_spools_and_next_start_delivers(
+    streams: Streams, tmp_path: Path
+) -> None:
+    """Records still undelivered at exit are spooled (0600) and sent by the next configure()."""
+    spool = tmp_path / "spool-outage"
+    streams.delete_bucket()
+    result = run_program(
+        """
+        import dxtrack
+        dxtrack.configure(exit_timeout=1, retry_budget=60)
+        for i in range(1_500):
+            dxtrack.metric("spooled", i)
+        """,
+        {**streams.env(), "DXTRACK_SPOOL_DIR": str(spool)},
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "1500 spooled" in result.stderr, result.stderr
+    segments = list(spool.rglob("seg-*.jsonl"))
+    assert segments, "the records were spooled"
+    for segment in segments:
+        assert stat.S_IMODE(segment.stat().st_mode) == 0o600
+
+    streams.create_bucket()
+    assert streams.records("metric") == []
+    dxtrack.configure(**streams.settings(spool_dir=spool))
+    assert dxtrack.flush(timeout=60) is True
+    assert_exactly_once(streams.records("metric"), 1_500)
+    assert dxtrack.stats()["replayed"] == 1_500
+    assert list(spool.rglob("seg-*.jsonl")) == [], "a delivered segment is deleted"
+
+
+def test_only_failed_entries_are_sent_again(streams: Streams, firehose_calls: Hooks) -> None:
+    """FailedPutCount > 0: the entries Firehose refused, and only those, are sent again."""
+    first_call: dict[str, Any] = {}
+
+    def fail_half(params: dict[str, Any]) -> None:
+        if first_call:
+            return
+        records = params["Records"]
+        first_call["failed"] = [r["Data"] for i, r in enumerate(records) if i % 2]
+        first_call["size"] = len(records)
+        params["Records"] = [r for i, r in enumerate(records) if not i % 2]
+
+    def report_failures(http_response: Any, parsed: dict[str, Any]) -> None:
+        if "answered" in first_call or "size" not in first_call:
+            return
+        first_call["answered"] = True
+        accepted = iter(parsed["RequestResponses"])
+        parsed["RequestResponses"] = [
+            {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."}
+            if i % 2
+            else next(accepted)
+            for i in range(first_call["size"])
+        ]
+        parsed["FailedPutCount"] = first_call["size"] // 2
+
+    firehose_calls.rewrite_params = fail_half
+    firehose_calls.after_call = report_failures
+    dxtrack.configure(**streams.settings(flush_interval=0.5))
+    for i in range(12_000):  # several Firehose records of 1,000 KiB in one call
+        dxtrack.metric("partial", i, metadata={"pad": "x" * 200})
+    assert dxtrack.flush(timeout=60) is True
+    assert first_call["size"] >= 2 and first_call["failed"]
+    second = firehose_calls.log.calls[1]
+    assert second[: len(first_call["failed"])] == first_call["failed"], "failed entries resent"
+    assert_exactly_once(streams.records("metric"), 12_000)
+    assert dxtrack.stats()["retried"] > 0
+
+
+def test_whole_call_throttling_is_retried(streams: Streams, firehose_calls: Hooks) -> None:
+    """ServiceUnavailableException for the whole call is retried until it goes through."""
+    throttled = []
+
+    def throttle(params: dict[str, Any]) -> Any:
+        if len(throttled) < 3:
+            throttled.append(1)
+            return error_response("ServiceUnavailableException", 400, "Slow down.")
+        return None
+
+    firehose_calls.before_call = throttle
+    dxtrack.configure(**streams.settings())
+    for i in range(100):
+        dxtrack.metric("throttled", i)
+    assert dxtrack.flush(timeout=60) is True
+    assert len(throttled) == 3
+    assert_exactly_once(streams.records("metric"), 100)
+    assert dxtrack.stats()["retried"] == 300
+
+
+def test_missing_stream_is_logged_once_with_the_fix_and_spooled(
+    streams: Streams, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """No such stream: one clear log line naming the stream; records spooled, then delivered
+    by the next configure() once the stream exists."""
+    spool = tmp_path / "spool-missing"
+    settings = streams.settings(metric_stream="not-created-yet", spool_dir=spool)
+    with caplog.at_level(logging.ERROR, logger="dxtrack"):
+        dxtrack.configure(**settings)
+        for i in range(50):
+            dxtrack.metric("lost?", i)
+        assert dxtrack.flush(timeout=30) is False
+        for i in range(50, 60):
+            dxtrack.metric("lost?", i)
+        dxtrack.flush(timeout=5)
+    lines = [r.getMessage() for r in caplog.records if "not-created-yet" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "does not exist" in lines[0] and "metric_stream" in lines[0]
+    assert dxtrack.stats()["spooled"] == 60
+
+    import boto3
+
+    boto3.client("firehose").create_delivery_stream(
+        DeliveryStreamName="not-created-yet",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose",
+            "BucketARN": f"arn:aws:s3:::{streams.bucket}",
+            "Prefix": "metric/",
+        },
+    )
+    dxtrack.configure(**settings)
+    assert dxtrack.flush(timeout=30) is True
+    assert sorted(r["value"] for r in streams.records("metric")) == [float(i) for i in range(60)]
+
+
+def test_kill_9_keeps_everything_flush_acknowledged(streams: Streams, tmp_path: Path) -> None:
+    """After kill -9, every record that flush() had acknowledged is in S3."""
+    acked = tmp_path / "acked.txt"
+    result = run_program(
+        f"""
+        import os, signal
+        import dxtrack
+        dxtrack.configure()
+        for batch in range(5):
+            for i in range(400):
+                dxtrack.metric("acked", batch * 400 + i)
+            if dxtrack.flush(timeout=30):
+                with open({str(acked)!r}, "a") as f:
+                    f.write(f"{{(batch + 1) * 400}}\\n")
+        for i in range(10_000):
+            dxtrack.metric("unacked", i)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """,
+        streams.env(),
+        tmp_path,
+    )
+    assert result.returncode == -9
+    acknowledged = int(acked.read_text().split()[-1])
+    assert acknowledged == 2_000
+    landed = {r["value"] for r in streams.records("metric") if r["metric_name"] == "acked"}
+    assert landed >= {float(i) for i in range(acknowledged)}
+
+
+def test_forked_children_deliver_their_own_records(streams: Streams, tmp_path: Path) -> None:
+    """Children of fork() (by hand and by multiprocessing) ship their own records once."""
+    result = run_program(
+        """
+        import multiprocessing, os, sys
+        import dxtrack
+        dxtrack.configure()
+        for i in range(100):
+            dxtrack.metric("parent", i)
+
+        def child(n):
+            for i in range(100):
+                dxtrack.metric("child", i, metadata={"child": n})
+
+        pids = []
+        for n in range(2):
+            pid = os.fork()
+            if pid == 0:
+                child(n)
+                sys.exit(0)
+            pids.append(pid)
+        procs = [multiprocessing.get_context("fork").Process(target=child, args=(n,))
+                 for n in (2, 3)]
+        for p in procs:
+            p.start()
+        for pid in pids:
+            assert os.waitpid(pid, 0)[1] == 0
+        for p in procs:
+            p.join()
+            assert p.exitcode == 0
+        for i in range(100, 200):
+            dxtrack.metric("parent", i)
+        """,
+        streams.env(),
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    records = streams.records("metric")
+    assert_exactly_once(records, 600)
+    parent = [r for r in records if r["metric_name"] == "parent"]
+    assert sorted(r["value"] for r in parent) == [float(i) for i in range(200)]
+    by_child: dict[int, list[dict[str, Any]]] = {}
+    for r in records:
+        if r["metric_name"] == "child":
+            by_child.setdefault(r["metadata"]["child"], []).append(r)
+    assert sorted(by_child) == [0, 1, 2, 3]
+    producers = {r["producer_id"] for r in parent}
+    assert len(producers) == 1
+    for rows in by_child.values():
+        assert len(rows) == 100
+        assert {r["producer_id"] for r in rows}.isdisjoint(producers)
+        assert sorted(r["seq"] for r in rows) == list(range(1, 101))
+
+
+def test_synchronous_mode_returns_once_delivered(streams: Streams) -> None:
+    """use_async_requests=False: when metric() returns, the record is already in S3."""
+    dxtrack.configure(**streams.settings(use_async_requests=False))
+    dxtrack.metric("sync", 1)
+    assert [r["value"] for r in streams.records("metric")] == [1.0]
+    try:
+        raise ValueError("sync error")
+    except ValueError:
+        dxtrack.error()
+    assert streams.records("error")[0]["exception"]["value"] == "sync error"
+
+
+def test_buffered_metrics_are_sent_on_flush_metrics_buffer(streams: Streams) -> None:
+    """buffer_metrics=True in prod: nothing is sent until flush_metrics_buffer()."""
+    dxtrack.configure(**streams.settings(buffer_metrics=True))
+    for i in range(100):
+        dxtrack.metric("held", i)
+    assert dxtrack.flush(timeout=10) is True
+    assert streams.records("metric") == []
+    dxtrack.flush_metrics_buffer()
+    assert dxtrack.flush(timeout=30) is True
+    assert_exactly_once(streams.records("metric"), 100)
+
+
+def test_buffered_metrics_are_sent_at_exit(streams: Streams, tmp_path: Path) -> None:
+    """Held metrics of a job that never flushes them are sent at exit."""
+    result = run_program(
+        """
+        import dxtrack
+        dxtrack.configure(buffer_metrics=True)
+        for i in range(300):
+            dxtrack.metric("held.exit", i)
+        """,
+        streams.env(),
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert_exactly_once(streams.records("metric"), 300)
+
+
+def test_lambda_handler_delivers_before_it_returns(streams: Streams) -> None:
+    """@flush_after: when the handler returns, its records are in S3, before any freeze."""
+
+    class LambdaContext:
+        def get_remaining_time_in_millis(self) -> int:
+            return 10_000
+
+    dxtrack.configure(**streams.settings(flush_interval=60))
+
+    @dxtrack.flush_after
+    def handler(event: dict[str, Any], context: Any) -> str:
+        dxtrack.metric("lambda.invocations", 1, metadata=event)
+        return "ok"
+
+    assert handler({"request": "r1"}, LambdaContext()) == "ok"
+    assert [r["metadata"] for r in streams.records("metric")] == [{"request": "r1"}]
+
+
+def test_in_process_mock_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Users' own unit tests with moto's in-process mock_aws work with no endpoint set."""
+    from moto import mock_aws
+
+    for name in ("AWS_ENDPOINT_URL",):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        streams = Streams.create()
+        dxtrack.configure(**streams.settings())
+        dxtrack.metric("mocked", 7)
+        assert dxtrack.flush(timeout=30) is True
+        assert [r["value"] for r in streams.records("metric")] == [7.0]
+        dxtrack.shutdown()
+
+
+def test_buffer_overflow_goes_to_the_spool(streams: Streams, tmp_path: Path) -> None:
+    """Past max_buffer, records go to the disk spool instead of memory: none is lost."""
+    spool = tmp_path / "spool-overflow"
+    dxtrack.configure(**streams.settings(max_buffer=100, flush_interval=30, spool_dir=spool))
+    for i in range(1_000):
+        dxtrack.metric("overflow", i)
+    stats = dxtrack.stats()
+    assert stats["overflowed"] > 0 and stats["spooled"] == stats["overflowed"]
+    assert dxtrack.flush(timeout=60) is True
+    assert_exactly_once(streams.records("metric"), 1_000)
+
+
+def test_torn_and_corrupt_spool_lines_are_skipped_and_counted(
+    streams: Streams, tmp_path: Path
+) -> None:
+    """A spool segment with a torn tail and a garbage line replays what is whole."""
+    spool = tmp_path / "spool-corrupt"
+    directory = spool / f"firehose_{streams.metric_stream}"
+    directory.mkdir(parents=True)
+    good = [
+        b'{"context":"c","host":"h","id":"%032x","metadata":{},"metric_name":"m",'
+        b'"producer_id":"%032x","run_id":"r","seq":%d,"stage":"prod","timestamp":1.0,'
+        b'"value":%d.0}' % (i, 1, i + 1, i)
+        for i in range(3)
+    ]
+    segment = directory / "seg-1-old-000001.jsonl"
+    segment.write_bytes(good[0] + b"\n" + b"not json\n" + good[1] + b"\n" + good[2] + b"\n{\"tor")
+    dxtrack.configure(**streams.settings(spool_dir=spool))
+    assert dxtrack.flush(timeout=30) is False  # two lines were lost to corruption
+    assert sorted(r["value"] for r in streams.records("metric")) == [0.0, 1.0, 2.0]
+    assert dxtrack.stats()["dropped.spool_corrupt"] == 2
+    assert not segment.exists()
