@@ -29,7 +29,9 @@ def main() -> None:
         dx.append(wall("import dxtrack"))
     loaded = subprocess.run(
         [sys.executable, "-c", "import sys, dxtrack; print('boto3' in sys.modules)"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     cost = (statistics.median(dx) - statistics.median(base)) * 1000
     print(f"interpreter start (pass): {statistics.median(base) * 1000:.1f} ms")

@@ -2,10 +2,10 @@
 
 The caller's thread only appends a captured event to a bounded, flat buffer (see ``events``).
 One daemon thread per process builds the JSON lines, packs them for each sink, sends, retries
-failed items with exponential backoff and jitter, spools what can't be delivered within the retry budget, and
-replays the spool once the sink takes records again. Routes marked ``inline`` are delivered on the
-caller's thread instead, before the tracking call returns (stage ``test``, and
-``use_async_requests=False``).
+failed items with exponential backoff and jitter, spools what can't be delivered within the
+retry budget, and replays the spool once the sink takes records again. Routes marked ``inline``
+are delivered on the caller's thread instead, before the tracking call returns (stage ``test``,
+and ``use_async_requests=False``).
 """
 
 from __future__ import annotations

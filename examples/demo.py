@@ -46,8 +46,9 @@ def show(title: str, records: list[dict[str, Any]], limit: int = 12) -> None:
 
 def stage_test(workdir: Path) -> list[dict[str, Any]]:
     out = workdir / "out"
-    run_job({"DXTRACK_STAGE": "test", "DXTRACK_CONTEXT": "example-job",
-             "DXTRACK_OUTPUT_DIR": str(out)})
+    run_job(
+        {"DXTRACK_STAGE": "test", "DXTRACK_CONTEXT": "example-job", "DXTRACK_OUTPUT_DIR": str(out)}
+    )
     records = []
     for name in ("error.jsonl", "metric.jsonl"):
         records += [json.loads(line) for line in (out / name).read_text().splitlines()]
@@ -63,8 +64,12 @@ def stage_prod_through_moto(workdir: Path) -> list[dict[str, Any]]:
     server = ThreadedMotoServer(port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    aws = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo",
-           "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
+    aws = {
+        "AWS_ACCESS_KEY_ID": "demo",
+        "AWS_SECRET_ACCESS_KEY": "demo",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+    }
     os.environ.update(aws)
     try:
         s3 = boto3.client("s3", region_name=REGION)
@@ -80,8 +85,14 @@ def stage_prod_through_moto(workdir: Path) -> list[dict[str, Any]]:
                     "Prefix": f"{kind}/",
                 },
             )
-        run_job({**aws, "DXTRACK_STAGE": "prod", "DXTRACK_CONTEXT": "example-job",
-                 "DXTRACK_SPOOL_DIR": str(workdir / "spool")})
+        run_job(
+            {
+                **aws,
+                "DXTRACK_STAGE": "prod",
+                "DXTRACK_CONTEXT": "example-job",
+                "DXTRACK_SPOOL_DIR": str(workdir / "spool"),
+            }
+        )
         records = []
         print(f"\n== stage prod: objects in s3://{BUCKET} (Firehose -> S3 on a local moto server)")
         for obj in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
@@ -103,9 +114,11 @@ def main() -> None:
     kinds = {"error": 0, "metric": 0}
     for record in landed:
         kinds["error" if "exception" in record else "metric"] += 1
-    print(f"\nSummary: stage test wrote {len(local)} records; {len(landed)} landed in S3 "
-          f"({kinds['error']} errors, {kinds['metric']} metrics), each once: "
-          f"{len({r['id'] for r in landed}) == len(landed)}")
+    print(
+        f"\nSummary: stage test wrote {len(local)} records; {len(landed)} landed in S3 "
+        f"({kinds['error']} errors, {kinds['metric']} metrics), each once: "
+        f"{len({r['id'] for r in landed}) == len(landed)}"
+    )
     if len(landed) != len(local):
         sys.exit("demo failed: the prod run did not deliver every record")
 

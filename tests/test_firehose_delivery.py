@@ -452,7 +452,7 @@ def test_torn_and_corrupt_spool_lines_are_skipped_and_counted(
         for i in range(3)
     ]
     segment = directory / "seg-1-old-000001.jsonl"
-    segment.write_bytes(good[0] + b"\n" + b"not json\n" + good[1] + b"\n" + good[2] + b"\n{\"tor")
+    segment.write_bytes(good[0] + b"\n" + b"not json\n" + good[1] + b"\n" + good[2] + b'\n{"tor')
     dxtrack.configure(**streams.settings(spool_dir=spool))
     assert dxtrack.flush(timeout=30) is False  # two lines were lost to corruption
     assert sorted(r["value"] for r in streams.records("metric")) == [0.0, 1.0, 2.0]
