@@ -15,13 +15,14 @@ from typing import Any
 
 import orjson
 
-_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+"""orjson options: sorted keys (canonical, so the id is stable), non-string keys, numpy."""
 MAX_DEPTH = 32
 MAX_REPR = 2_000
 TRUNCATED = "...[dxtrack: truncated {} chars]"
 
 
-def _readable(obj: Any) -> Any:
+def readable(obj: Any) -> Any:
     """orjson's ``default``: a JSON-friendly stand-in for a value orjson can't serialise."""
     if isinstance(obj, Decimal):
         return str(obj)
@@ -101,17 +102,17 @@ def to_jsonable(obj: Any, _depth: int = 0, _seen: frozenset[int] = frozenset()) 
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v, _depth + 1, seen) for v in obj]
     try:
-        return orjson.loads(orjson.dumps(obj, default=_readable, option=_OPTIONS))
+        return orjson.loads(orjson.dumps(obj, default=readable, option=OPTIONS))
     except Exception:
-        return to_jsonable(_readable(obj), _depth + 1, seen)
+        return to_jsonable(readable(obj), _depth + 1, seen)
 
 
 def dumps(obj: Any) -> bytes:
     """Serialise ``obj`` as canonical strict JSON (sorted keys, no NaN). Never raises."""
     try:
-        return orjson.dumps(obj, default=_readable, option=_OPTIONS)
+        return orjson.dumps(obj, default=readable, option=OPTIONS)
     except Exception:
-        return orjson.dumps(to_jsonable(obj), option=_OPTIONS)
+        return orjson.dumps(to_jsonable(obj), option=OPTIONS)
 
 
 def shorten(obj: Any, max_chars: int) -> Any:

@@ -166,7 +166,7 @@ class Pipeline:
 
     def overflow(self, events: Iterable[Event]) -> None:
         """The buffer is full: the caller builds the lines itself and spools them."""
-        lines = [line for line in (self._build(e) for e in events) if line is not None]
+        lines = self._build_all(events)
         self.stats.add("overflowed", len(lines))
         self._log_once(
             "buffer-full",
@@ -181,7 +181,7 @@ class Pipeline:
     def deliver_inline(self, events: Iterable[Event]) -> None:
         """Deliver to the inline routes now, on the caller's thread; hand on the rest."""
         with self._inline_lock:
-            lines = [line for line in (self._build(e) for e in events) if line is not None]
+            lines = self._build_all(events)
             for route in self._inline_routes:
                 items = pack([d for k, d in lines if k in route.sink.kinds], route.sink.limits)
                 for call in calls(items, route.sink.limits):
@@ -258,7 +258,7 @@ class Pipeline:
             events = pop_events(self.buffer)
             for orphan in self._orphans:
                 events.extend(pop_events(orphan))
-        lines = [line for line in (self._build(e) for e in events) if line is not None]
+        lines = self._build_all(events)
         lines.extend(self._pop_all_built())
         for route in self._routes:
             with route.lock:
@@ -393,9 +393,9 @@ class Pipeline:
                 return 0
             taken = min(len(self.buffer) // EVENT_WIDTH, limit)
             # one event at a time, so that no batch of event tuples outlives a young GC generation
-            lines = [line for line in map(self._build, iter_events(self.buffer, taken)) if line]
+            lines = self._build_all(iter_events(self.buffer, taken))
             for orphan in self._orphans:
-                lines.extend(line for line in map(self._build, iter_events(orphan)) if line)
+                lines.extend(self._build_all(iter_events(orphan)))
             lines.extend(self._pop_all_built())
             if not lines:
                 return taken
@@ -480,17 +480,15 @@ class Pipeline:
         return failed_lines
 
     def _expire(self, route: Route, now: float) -> None:
-        """Spool items that stayed undelivered for longer than the retry budget."""
-        expired: list[Item] = []
+        """When the oldest item has been retried for longer than the retry budget, the sink is
+        down: spool everything waiting for it (retrying goes on with what comes next)."""
         with route.lock:
-            while (
-                route.pending
-                and route.pending[0].first_try
-                and (now - route.pending[0].first_try > self._retry_budget)
-            ):
-                item = route.pending.popleft()
-                route.pending_bytes -= len(item.data)
-                expired.append(item)
+            head = route.pending[0] if route.pending else None
+            if head is None or not head.first_try or now - head.first_try <= self._retry_budget:
+                return
+            expired = list(route.pending)
+            route.pending.clear()
+            route.pending_bytes = 0
         if expired:
             self._log_once(
                 f"budget:{route.name}",
@@ -559,18 +557,19 @@ class Pipeline:
 
     # ---- shared helpers -------------------------------------------------------------------
 
-    def _build(self, event: Event) -> Line | None:
-        try:
-            return self.builder.build(event, next(self._seq))
-        except Exception as exc:
-            self.stats.drop("build_failed")
+    def _build_all(self, events: Iterable[Event]) -> list[Line]:
+        lines, failures = self.builder.build_many(events, self._seq.__next__)
+        if failures:
+            self.stats.drop("build_failed", len(failures))
+            exc = failures[0]
             self._log_once(
                 f"build:{type(exc).__name__}",
                 logging.ERROR,
-                "dxtrack: could not build a record: %r",
+                "dxtrack: could not build %d record(s): %r",
+                len(failures),
                 exc,
             )
-            return None
+        return lines
 
     def _spool_item(self, route: Route, item: Item, reason: str) -> None:
         self._spool_or_drop(route, item.data, item.lines, reason)
@@ -597,12 +596,13 @@ class Pipeline:
 
     def _report_retryable(self, route: Route, exc: Exception) -> None:
         kind = "retryable" if isinstance(exc, RetryableSendError) else type(exc).__name__
+        text = " ".join(str(exc).split())[:300]  # one line, even when a server answers in HTML
         self._log_once(
             f"retry:{route.name}:{kind}",
             logging.WARNING,
             "dxtrack: sending to %s failed, will retry: %s",
             route.name,
-            exc,
+            text,
         )
 
     def _forget_problems(self, route: Route) -> None:

@@ -7,11 +7,13 @@ the content hash) happens in ``RecordBuilder.build``, which does no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from hashlib import blake2b as _blake2b
 from types import TracebackType
 from typing import Any, Final
+
+import orjson
 
 from dxtrack import jsonsafe
 from dxtrack.events import ERROR, METRIC, Event
@@ -129,6 +131,47 @@ class RecordBuilder:
         }
         record["fingerprint"] = fingerprint(type_name, tb)
         return ERROR, record
+
+    def build_many(
+        self, events: Iterable[Event], next_seq: Callable[[], int]
+    ) -> tuple[list[tuple[str, bytes]], list[Exception]]:
+        """The finished lines of ``events``, and the errors of those that could not be built.
+
+        This is the shipper's inner loop, so the common case (a metric) is written out inline.
+        """
+        lines: list[tuple[str, bytes]] = []
+        failures: list[Exception] = []
+        append = lines.append
+        common, defaults, max_bytes = self._common, self._defaults, self._max_line_bytes
+        dumps, readable, options = orjson.dumps, jsonsafe.readable, jsonsafe.OPTIONS
+        for event in events:
+            try:
+                if event[0] == METRIC:
+                    _, now, name, value, metadata, timestamp = event
+                    if metadata:
+                        metadata = {**defaults, **metadata} if defaults else metadata
+                    record = {
+                        **common,
+                        "metadata": metadata or defaults,
+                        "metric_name": name if name.__class__ is str else _safe_str(name),
+                        "seq": next_seq(),
+                        "timestamp": now if timestamp is None else unix_time(timestamp),
+                        "value": value,
+                    }
+                    kind = METRIC
+                else:
+                    kind, record = self.record(event, next_seq())
+                try:
+                    body = dumps(record, default=readable, option=options)
+                except Exception:
+                    body = jsonsafe.dumps(record)
+                if len(body) > max_bytes:
+                    body = self._shortened(record)
+                digest = _blake2b(body, digest_size=16).hexdigest().encode()
+                append((kind, b"".join((body[:-1], b',"id":"', digest, b'"}\n'))))
+            except Exception as exc:
+                failures.append(exc)
+        return lines, failures
 
     def build(self, event: Event, seq: int) -> tuple[str, bytes]:
         """The finished JSON line of ``event`` (ending in ``\\n``) and its kind."""

@@ -21,7 +21,8 @@ import orjson
 from dxtrack.counters import Counters
 from dxtrack.log import LogOnce
 
-SEGMENT_BYTES = 64 * 1024 * 1024
+SEGMENT_BYTES = 4 * 1024 * 1024
+"""A segment is closed at this size: small enough to replay without crowding memory."""
 
 
 @dataclass
