@@ -82,18 +82,26 @@ def main() -> None:
         stop.set()
         watcher.join()
         stats = dxtrack.stats()
-        print(f"target rate:        {args.rate:,.0f} calls/s for {args.seconds:.0f} s"
-              f"{' (bucket deleted: outage)' if args.outage else ''}")
+        print(
+            f"target rate:        {args.rate:,.0f} calls/s for {args.seconds:.0f} s"
+            f"{' (bucket deleted: outage)' if args.outage else ''}"
+        )
         print(f"achieved call rate: {produced / elapsed:,.0f} calls/s ({produced:,} calls)")
-        print(f"handled by the end: {stats_at_end['delivered'] + stats_at_end['spooled']:,} "
-              f"({(stats_at_end['delivered'] + stats_at_end['spooled']) / produced:.1%}); "
-              f"drained the rest in {drain:.2f} s; flush() -> {flushed}")
-        print(f"peak backlog:       {peak['backlog']:,} events in memory (max_buffer "
-              f"{pipeline.max_buffer:,})")
+        print(
+            f"handled by the end: {stats_at_end['delivered'] + stats_at_end['spooled']:,} "
+            f"({(stats_at_end['delivered'] + stats_at_end['spooled']) / produced:.1%}); "
+            f"drained the rest in {drain:.2f} s; flush() -> {flushed}"
+        )
+        print(
+            f"peak backlog:       {peak['backlog']:,} events in memory (max_buffer "
+            f"{pipeline.max_buffer:,})"
+        )
         print(f"resident memory:    {baseline_rss:.0f} MiB at start, peak {peak['rss']:.0f} MiB")
-        print(f"counts:             delivered {stats['delivered']:,}, spooled "
-              f"{stats['spooled']:,}, overflowed {stats.get('overflowed', 0):,}, "
-              f"dropped {stats['dropped']:,}")
+        print(
+            f"counts:             delivered {stats['delivered']:,}, spooled "
+            f"{stats['spooled']:,}, overflowed {stats.get('overflowed', 0):,}, "
+            f"dropped {stats['dropped']:,}"
+        )
         dxtrack.shutdown(timeout=1)
 
 

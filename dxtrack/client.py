@@ -12,6 +12,7 @@ from datetime import datetime
 from time import time as _now
 from typing import TYPE_CHECKING, Any
 
+from dxtrack import tracebacks
 from dxtrack.counters import Counters
 from dxtrack.events import ERROR, EVENT_WIDTH, METRIC, Event, pop_events
 from dxtrack.log import LogOnce, logger
@@ -81,8 +82,12 @@ class Client:
         pipeline = self._pipeline
         self._fast_buffer: Any = ()
         self._fast_limit = 0
+        self._error_buffer: Any = ()
+        self._error_limit = 0
         if pipeline is None or self.config is None:
             return
+        if not pipeline.has_inline:
+            self._error_buffer, self._error_limit = pipeline.buffer, pipeline.wake_slots
         if self._held is not None:
             self._fast_buffer = self._held
             self._fast_limit = (self.config.max_buffer - 1) * EVENT_WIDTH
@@ -154,18 +159,39 @@ class Client:
         exc_type, exc_value, tb = sys.exc_info()
         if metadata is not None:
             metadata = metadata.copy() if metadata.__class__ is dict else _metadata(metadata)
+        if exc_value is None:
+            self._error_outside_except(metadata)
+            return
+        try:
+            text = str(exc_value)
+        except Exception:
+            text = tracebacks.safe_str(exc_value)
+        if exc_value.__cause__ is None and (
+            exc_value.__context__ is None or exc_value.__suppress_context__
+        ):
+            trace: tracebacks.Trace = tracebacks.frames(tb)
+        else:
+            trace = tracebacks.Chained(tracebacks.frames(tb), tracebacks.chain(exc_value))
+        buffer = self._error_buffer
+        if len(buffer) < self._error_limit:  # the fast path, as in metric()
+            buffer.extend((ERROR, _now(), exc_type, text, trace, metadata))
+        elif self._pipeline is None:
+            self._not_configured()
+        else:
+            self._pipeline.capture((ERROR, _now(), exc_type, text, trace, metadata))
+
+    def _error_outside_except(self, metadata: dict[str, Any] | None) -> None:
         pipeline = self._pipeline
         if pipeline is None:
             self._not_configured()
             return
-        if exc_type is None:
-            self._log_once(
-                "error-outside-except",
-                logging.WARNING,
-                "dxtrack.error() was called outside an except block; the record has "
-                "no exception. Use dxtrack.errors([exc]) to record an exception object.",
-            )
-        pipeline.capture((ERROR, _now(), exc_type, exc_value, tb, metadata))
+        self._log_once(
+            "error-outside-except",
+            logging.WARNING,
+            "dxtrack.error() was called outside an except block; the record has "
+            "no exception. Use dxtrack.errors([exc]) to record an exception object.",
+        )
+        pipeline.capture((ERROR, _now(), None, None, None, metadata))
 
     def errors(
         self, list_of_exceptions: Iterable[BaseException], metadata: Mapping[str, Any] | None = None
@@ -190,7 +216,16 @@ class Client:
             return
         now = _now()
         events = [
-            (ERROR, now, type(exc), exc, getattr(exc, "__traceback__", None), metadata)
+            (
+                ERROR,
+                now,
+                type(exc),
+                tracebacks.safe_str(exc),
+                tracebacks.capture(exc, exc.__traceback__)
+                if isinstance(exc, BaseException)
+                else None,
+                metadata,
+            )
             for exc in exceptions
         ]
         if events:

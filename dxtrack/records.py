@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from hashlib import blake2b as _blake2b
-from types import TracebackType
 from typing import Any, Final
 
 import orjson
 
-from dxtrack import jsonsafe
+from dxtrack import jsonsafe, tracebacks
 from dxtrack.events import ERROR, METRIC, Event
 
 MAX_LINE_BYTES: Final = 1_000 * 1024 - 64
@@ -29,44 +28,6 @@ def unix_time(value: datetime) -> float:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return round(value.timestamp(), 6)
-
-
-def exception_type_name(exc_type: type[BaseException]) -> str:
-    """``ValueError`` for builtins, ``package.module.Name`` for everything else."""
-    module = getattr(exc_type, "__module__", None)
-    name = getattr(exc_type, "__qualname__", None) or repr(exc_type)
-    return name if module in (None, "builtins", "__builtin__") else f"{module}.{name}"
-
-
-def _safe_str(value: object) -> str:
-    try:
-        return str(value)
-    except Exception as exc:  # a user's __str__ may raise anything
-        return f"<str() failed: {type(exc).__name__}>"
-
-
-def _format_traceback(
-    exc_type: type[BaseException], exc_value: BaseException | None, tb: TracebackType
-) -> str:
-    import traceback
-
-    try:
-        return "".join(traceback.format_exception(exc_type, exc_value, tb))
-    except Exception as exc:
-        return f"<traceback could not be formatted: {type(exc).__name__}>"
-
-
-def fingerprint(exc_type_name: str, tb: TracebackType | None) -> str:
-    """A hash that groups the same error across runs: its type and the functions it went through.
-
-    Line numbers are left out so that an edit elsewhere in a file does not split a group.
-    """
-    parts = [exc_type_name]
-    while tb is not None:
-        code = tb.tb_frame.f_code
-        parts.append(f"{code.co_filename}:{code.co_name}")
-        tb = tb.tb_next
-    return _blake2b("\n".join(parts).encode("utf-8", "replace"), digest_size=8).hexdigest()
 
 
 class RecordBuilder:
@@ -107,12 +68,12 @@ class RecordBuilder:
             return METRIC, {
                 **self._common,
                 "metadata": self._metadata(metadata),
-                "metric_name": name if name.__class__ is str else _safe_str(name),
+                "metric_name": name if name.__class__ is str else tracebacks.safe_str(name),
                 "seq": seq,
                 "timestamp": now if timestamp is None else unix_time(timestamp),
                 "value": value,
             }
-        _, now, exc_type, exc_value, tb, metadata = event
+        _, now, exc_type, text, trace, metadata = event
         record = {
             **self._common,
             "metadata": self._metadata(metadata),
@@ -123,13 +84,13 @@ class RecordBuilder:
             record["exception"] = {"type": None, "value": None, "traceback": None}
             record["fingerprint"] = None
             return ERROR, record
-        type_name = exception_type_name(exc_type)
+        name = tracebacks.type_name(exc_type)
         record["exception"] = {
-            "type": type_name,
-            "value": _safe_str(exc_value),
-            "traceback": _format_traceback(exc_type, exc_value, tb) if tb is not None else None,
+            "type": name,
+            "value": text,
+            "traceback": tracebacks.format(name, text, trace) if trace is not None else None,
         }
-        record["fingerprint"] = fingerprint(type_name, tb)
+        record["fingerprint"] = tracebacks.fingerprint(name, trace)
         return ERROR, record
 
     def build_many(
@@ -153,7 +114,7 @@ class RecordBuilder:
                     record = {
                         **common,
                         "metadata": metadata or defaults,
-                        "metric_name": name if name.__class__ is str else _safe_str(name),
+                        "metric_name": name if name.__class__ is str else tracebacks.safe_str(name),
                         "seq": next_seq(),
                         "timestamp": now if timestamp is None else unix_time(timestamp),
                         "value": value,

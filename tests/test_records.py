@@ -8,12 +8,14 @@ import math
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from freezegun import freeze_time
 
 import dxtrack
-from dxtrack.records import METRIC, RecordBuilder, exception_type_name
+from dxtrack.records import METRIC, RecordBuilder
+from dxtrack.tracebacks import type_name as exception_type_name
 from tests.conftest import assert_valid, read_jsonl
 
 OUT = Path(".dxtrack_output")
@@ -272,3 +274,49 @@ def test_oversized_metadata_is_shortened_with_a_marker() -> None:
     assert record["metadata"]["small"] == "kept"
     assert "truncated" in record["metadata"]["blob"]
     assert record["value"] == 1.0
+
+
+def _divide(x: int) -> float:
+    return 10 / x
+
+
+def _loop_then_fail(items: list[int]) -> None:
+    for item in items:
+        if item > 2:
+            _divide(0)
+
+
+def _chained() -> None:
+    try:
+        _loop_then_fail([1, 2, 3])
+    except ZeroDivisionError as exc:
+        raise RuntimeError("wrapped") from exc
+
+
+def _in_handler() -> None:
+    try:
+        {}["missing"]
+    except KeyError:
+        _divide(0)
+
+
+@pytest.mark.parametrize("failing", [_chained, _in_handler, lambda: _loop_then_fail([5])])
+def test_traceback_text_matches_python(failing: Any) -> None:
+    """The traceback formatted on the shipper is Python's own, line for line (no carets)."""
+    import re
+    import sys
+    import traceback
+
+    from dxtrack import tracebacks
+
+    try:
+        failing()
+    except Exception:
+        exc_type, exc, tb = sys.exc_info()
+        assert exc_type is not None and exc is not None
+        expected = "".join(traceback.format_exception(exc_type, exc, tb))
+        trace = tracebacks.capture(exc, tb)
+    assert trace is not None
+    ours = tracebacks.format(tracebacks.type_name(exc_type), str(exc), trace)
+    caret_lines = re.compile(r"^\s*[~^]+\s*$\n", re.MULTILINE)
+    assert ours == caret_lines.sub("", expected)

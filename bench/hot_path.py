@@ -1,0 +1,138 @@
+"""Caller cost of dxtrack.metric() and dxtrack.error() against primitives measured in the same run.
+
+Method (as ../shared/bench/peers.py): each case runs in chunks of 10,000 calls; the untimed reset
+before each chunk lets dxtrack's shipper drain (flush), like peers.py's background-sender rows;
+the median over --reps repetitions is reported, GC enabled. The primitives are measured first,
+before boto3 is imported (the smaller heap makes them cheaper, so the ratios are the stricter).
+dxtrack runs in stage prod, shipping to a moto server in another process.
+
+Ratios printed:
+- metric: dxtrack.metric(name, value, metadata={3 keys}) / deque.append((name, value, {3 keys}))
+- error: (raise 10 deep + dxtrack.error(metadata=...)) - (raise 10 deep), / the same deque.append
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import statistics
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+
+from _common import create_streams, moto_server_process
+
+CHUNK = 10_000
+NAME, VALUE = "http.server.latency", 12.5
+ROUTE, STATUS, REGION = "/api/v1/items", 200, "eu-west-1"
+
+
+def measure(fn: Callable[[], object], reset: Callable[[], object], reps: int, calls: int) -> float:
+    """Median ns per call over ``reps`` repetitions of ``calls`` calls."""
+    results = []
+    for _ in range(reps + 1):  # the first repetition warms up and is dropped
+        gc.collect()
+        total = 0
+        for _ in range(calls // CHUNK):
+            reset()
+            loop = itertools.repeat(None, CHUNK)
+            start = time.perf_counter_ns()
+            for _ in loop:
+                fn()
+            total += time.perf_counter_ns() - start
+        results.append(total / calls)
+    return statistics.median(results[1:])
+
+
+def deep(n: int) -> None:
+    if n <= 1:
+        raise ValueError("boom")
+    deep(n - 1)
+
+
+def raise_then(handler: Callable[[], object]) -> Callable[[], None]:
+    def fn() -> None:
+        try:
+            deep(10)
+        except ValueError:
+            handler()
+
+    return fn
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=100_000)
+    parser.add_argument("--error-calls", type=int, default=20_000)
+    args = parser.parse_args()
+    r, s, g = ROUTE, STATUS, REGION
+
+    noop = measure(lambda: None, lambda: None, args.reps, args.calls)
+    d: deque[object] = deque(maxlen=100_000)
+    app = d.append
+    base = measure(
+        lambda: app((NAME, VALUE, {"route": r, "status": s, "region": g})),
+        d.clear,
+        args.reps,
+        args.calls,
+    )
+    raise_only = measure(raise_then(lambda: None), lambda: None, args.reps, args.error_calls)
+
+    import dxtrack
+
+    with moto_server_process():
+        streams = create_streams()
+        streams.pop("bucket")
+        dxtrack.configure(
+            context="bench",
+            stage="prod",
+            run_id="bench",
+            default_metadata={"service": "checkout"},
+            spool_dir=tempfile.mkdtemp(prefix="dxtrack-bench-"),
+            **streams,
+        )
+        dx = dxtrack
+        drain = dxtrack.flush
+        metric = measure(
+            lambda: dx.metric(NAME, VALUE, metadata={"route": r, "status": s, "region": g}),
+            drain,
+            args.reps,
+            args.calls,
+        )
+        error = measure(
+            raise_then(lambda: dx.error(metadata={"route": r, "status": s, "region": g})),
+            drain,
+            args.reps,
+            args.error_calls,
+        )
+        base_after = measure(
+            lambda: app((NAME, VALUE, {"route": r, "status": s, "region": g})),
+            d.clear,
+            args.reps,
+            args.calls,
+        )
+        stats = dxtrack.stats()
+        dxtrack.shutdown(timeout=30)
+
+    print(f"harness (noop lambda):                      {noop:8.0f} ns")
+    print(
+        f"deque.append((name, value, {{3 keys}})):      {base:8.0f} ns   "
+        f"(again with boto3 loaded: {base_after:.0f} ns)"
+    )
+    print(f"dxtrack.metric(name, value, metadata=...):  {metric:8.0f} ns")
+    print(f"raise 10 deep + except:                     {raise_only:8.0f} ns")
+    print(f"  ... + dxtrack.error(metadata=...):        {error:8.0f} ns")
+    print()
+    print(
+        f"metric / deque.append:            {metric / base:5.2f}x   (goal <= 2; net of harness "
+        f"{(metric - noop) / (base - noop):.2f}x)"
+    )
+    print(f"(error - raise) / deque.append:   {(error - raise_only) / base:5.2f}x   (goal <= 10)")
+    print(f"records delivered during the run: {stats['delivered']:,}, dropped {stats['dropped']}")
+
+
+if __name__ == "__main__":
+    main()

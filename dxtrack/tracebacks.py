@@ -1,0 +1,140 @@
+"""Exceptions captured cheaply on the caller's thread, formatted later on the shipper.
+
+``capture`` keeps each frame's code object and line number, and the text of the exception and
+of any chained cause or context. It keeps no traceback, frame or exception object: those would
+hold the frames' locals alive, and thousands of them waiting for the shipper would make the
+garbage collector walk the host's whole heap. The result holds only strings, numbers, code objects
+and tuples of them, which the collector stops tracking.
+
+``format`` writes the classic ``Traceback (most recent call last):`` text from that, reading
+source lines with ``linecache`` on the shipper's thread.
+"""
+
+from __future__ import annotations
+
+from hashlib import blake2b
+from types import CodeType, TracebackType
+
+Frames = tuple[tuple[CodeType, int], ...]
+"""Each frame as (code, byte offset of its last instruction): ``tb_lasti`` is cheap to read,
+where ``tb_lineno`` has to search the line table. ``line_number`` does that on the shipper."""
+Block = tuple[str, str, Frames, str]
+"""A chained exception: type name, text, frames, and how it leads to the next one."""
+
+
+class Chained:
+    """The trace of an exception with a cause or context: its own frames, and the chain."""
+
+    __slots__ = ("chain", "frames")
+
+    def __init__(self, frames: Frames, chain: tuple[Block, ...]) -> None:
+        self.frames = frames
+        self.chain = chain
+
+
+Trace = Frames | Chained
+"""Just the frames (the common case, which holds nothing the garbage collector tracks), or
+``Chained`` when the exception has a cause or context."""
+
+MAX_CHAIN = 8
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def type_name(exc_type: type[BaseException]) -> str:
+    """``ValueError`` for builtins, ``package.module.Name`` for everything else."""
+    module = getattr(exc_type, "__module__", None)
+    name = getattr(exc_type, "__qualname__", None) or repr(exc_type)
+    return name if module in (None, "builtins", "__builtin__") else f"{module}.{name}"
+
+
+def safe_str(value: object) -> str:
+    """``str(value)``, or a note saying why not: a user's ``__str__`` may raise anything."""
+    try:
+        return str(value)
+    except Exception as exc:
+        return f"<str() failed: {type(exc).__name__}>"
+
+
+def frames(tb: TracebackType | None) -> Frames:
+    """Each frame of ``tb`` as (code, last instruction offset), outermost first."""
+    out: list[tuple[CodeType, int]] = []
+    append = out.append
+    while tb is not None:
+        append((tb.tb_frame.f_code, tb.tb_lasti))
+        tb = tb.tb_next
+    return tuple(out)
+
+
+def line_number(code: CodeType, lasti: int) -> int | None:
+    """The source line of the instruction at byte offset ``lasti`` (what ``tb_lineno`` gives)."""
+    for start, end, line in code.co_lines():
+        if start <= lasti < end:
+            return line
+    return None
+
+
+def capture(exc: BaseException, tb: TracebackType | None) -> Trace | None:
+    """What the shipper needs to format ``exc``'s traceback later; None if it was never raised."""
+    if tb is None:
+        return None
+    if exc.__cause__ is None and (exc.__context__ is None or exc.__suppress_context__):
+        return frames(tb)
+    return Chained(frames(tb), chain(exc))
+
+
+def chain(exc: BaseException) -> tuple[Block, ...]:
+    """The causes and contexts that led to ``exc``, oldest first."""
+    blocks: list[Block] = []
+    seen = {id(exc)}
+    current = exc
+    while len(blocks) < MAX_CHAIN:
+        if current.__cause__ is not None:
+            nxt, link = current.__cause__, "cause"
+        elif current.__context__ is not None and not current.__suppress_context__:
+            nxt, link = current.__context__, "context"
+        else:
+            break
+        if id(nxt) in seen:
+            break
+        seen.add(id(nxt))
+        blocks.append((type_name(type(nxt)), safe_str(nxt), frames(nxt.__traceback__), link))
+        current = nxt
+    blocks.reverse()
+    return tuple(blocks)
+
+
+def _block(name: str, text: str, frame_list: Frames) -> str:
+    import linecache
+
+    lines = ["Traceback (most recent call last):\n"] if frame_list else []
+    for code, lasti in frame_list:
+        lineno = line_number(code, lasti)
+        lines.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
+        source = linecache.getline(code.co_filename, lineno).strip() if lineno else ""
+        if source:
+            lines.append(f"    {source}\n")
+    lines.append(f"{name}: {text}\n" if text else f"{name}\n")
+    return "".join(lines)
+
+
+def format(name: str, text: str, trace: Trace) -> str:
+    """The printable traceback, chained causes first, as Python prints it (without carets)."""
+    own, links = (trace.frames, trace.chain) if isinstance(trace, Chained) else (trace, ())
+    parts = []
+    for chained_name, chained_text, chained_frames, link in links:
+        parts.append(_block(chained_name, chained_text, chained_frames))
+        parts.append(_CAUSE if link == "cause" else _CONTEXT)
+    parts.append(_block(name, text, own))
+    return "".join(parts)
+
+
+def fingerprint(name: str, trace: Trace | None) -> str:
+    """Groups the same error across runs: its type and the file and function of each frame.
+
+    Line numbers are left out, so that an edit elsewhere in a file does not split a group.
+    """
+    parts = [name]
+    own = trace.frames if isinstance(trace, Chained) else trace or ()
+    parts.extend(f"{code.co_filename}:{code.co_name}" for code, _ in own)
+    return blake2b("\n".join(parts).encode("utf-8", "replace"), digest_size=8).hexdigest()
