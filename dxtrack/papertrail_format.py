@@ -44,7 +44,7 @@ def default_format(record: Mapping[str, Any]) -> str:
     if isinstance(exception, Mapping):
         head = f"{exception.get('type')}: {exception.get('value')} | {_metadata_text(record)}"
         traceback = exception.get("traceback")
-        return f"{head} | {traceback}" if traceback else head
+        return f"{head} | {traceback.rstrip()}" if traceback else head
     return f"{record.get('metric_name')}={record.get('value')} | {_metadata_text(record)}"
 
 

@@ -353,6 +353,8 @@ class Pipeline:
     def _start_sink(self, route: Route) -> None:
         try:
             route.sink.start()
+        except PermanentSendError as exc:
+            self._report_permanent(route, exc)
         except Exception as exc:  # send() will try again, with backoff
             self._log_once(
                 f"start:{route.name}",
@@ -408,9 +410,10 @@ class Pipeline:
 
     def _enqueue(self, route: Route, items: list[Item]) -> None:
         now = time.monotonic()
+        reason = "pending_full"
         with route.lock:
             if now < route.blocked_until:
-                spill = items
+                spill, reason = items, "sink_rejected"
             else:
                 route.pending.extend(items)
                 route.pending_bytes += sum(len(item.data) for item in items)
@@ -420,7 +423,7 @@ class Pipeline:
                     route.pending_bytes -= len(oldest.data)
                     spill.append(oldest)
         for item in spill:
-            self._spool_item(route, item, "pending_full")
+            self._spool_item(route, item, reason)
 
     def _send_due(self, route: Route, now: float) -> None:
         if now < route.retry_at or now < route.blocked_until:

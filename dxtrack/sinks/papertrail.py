@@ -8,6 +8,7 @@ can't deliver within the retry budget is dropped and counted, and the other sink
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import ssl
 from collections.abc import Callable, Sequence
@@ -101,6 +102,8 @@ class SyslogSink:
         """Send every item as one syslog line; on a broken connection, all are sent again."""
         lines = [self.format(item) for item in items]
         try:
+            if self._sock is not None and not self._still_connected(self._sock):
+                self.close()
             if self._sock is None:
                 self._sock = self._connect()
             if self.transport == "udp":
@@ -114,6 +117,31 @@ class SyslogSink:
             self.close()
             raise RetryableSendError(f"{self.name}: {exc}") from exc
         return ()
+
+    def _still_connected(self, sock: socket.socket) -> bool:
+        """A syslog server never sends: a readable socket means it closed the connection.
+
+        Checked before each send, so that a batch is not written into a connection whose
+        receiver died (TCP would accept the first write and lose it). TLS 1.3 servers do send
+        session tickets; those are read and dropped here.
+        """
+        if self.transport == "udp":
+            return True
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if not readable:
+                return True
+            sock.setblocking(False)
+            try:
+                while True:
+                    if not sock.recv(4096):
+                        return False
+            except (ssl.SSLWantReadError, BlockingIOError):
+                return True
+            finally:
+                sock.settimeout(CONNECT_TIMEOUT)
+        except (OSError, ValueError):
+            return False
 
     def close(self) -> None:
         """Close the connection; the next send reconnects."""

@@ -1,0 +1,62 @@
+"""What Firehose bills: 100,000 records of about 300 bytes, shipped to a moto server.
+
+Firehose bills ingestion per record, rounded up to 5 KB. Packing many JSON lines into one
+Firehose record makes the billed bytes close to the real bytes. This prints the billed/raw ratio
+(goal: at most 1.02) and the number of PutRecordBatch calls (goal: at most 10 per 100,000),
+beside what one line per Firehose record (the original dxtrack) would have cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+
+from _common import PutRecordBatchLog, billed_bytes, create_streams, moto_server_process
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=100_000)
+    args = parser.parse_args()
+    log = PutRecordBatchLog()
+    log.install()
+
+    import dxtrack
+
+    with moto_server_process():
+        streams = create_streams()
+        streams.pop("bucket")
+        dxtrack.configure(
+            context="cost-bench",
+            stage="prod",
+            run_id="r-2024-03-05",
+            spool_dir=tempfile.mkdtemp(prefix="dxtrack-bench-"),
+            **streams,
+        )
+        metadata = {"shop": "shop-0042", "country": "BE", "job_version": "1.4.2"}
+        for i in range(args.records):
+            dxtrack.metric("products.downloaded.per_shop", i % 500, metadata=metadata)
+        assert dxtrack.flush(timeout=300)
+        stats = dxtrack.stats()
+        dxtrack.shutdown()
+
+    sizes = [size for call in log.calls for size in call]
+    raw = sum(sizes)
+    billed = billed_bytes(sizes)
+    line = raw / args.records
+    one_per_record = billed_bytes([round(line)] * args.records)
+    print(
+        f"records:              {args.records:,} ({stats['delivered']:,} delivered), "
+        f"{line:.0f} bytes a line on average"
+    )
+    print(
+        f"Firehose records:     {len(sizes):,} in {len(log.calls)} PutRecordBatch calls "
+        f"({len(log.calls) * 100_000 / args.records:.1f} per 100,000 records; goal <= 10)"
+    )
+    print(f"raw bytes:            {raw:,}")
+    print(f"billed bytes:         {billed:,} -> billed/raw {billed / raw:.4f} (goal <= 1.02)")
+    print(f"one line per record:  {one_per_record:,} billed -> {one_per_record / raw:.1f}x raw")
+
+
+if __name__ == "__main__":
+    main()
