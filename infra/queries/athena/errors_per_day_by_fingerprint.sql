@@ -1,0 +1,16 @@
+-- Athena (Trino) form of duckdb/errors_per_day_by_fingerprint.sql.
+WITH errors_once AS (
+    SELECT *, row_number() OVER (PARTITION BY id ORDER BY dt) AS copy
+    FROM dxtrack_prod."error"
+    WHERE dt >= date_format(current_date - INTERVAL '30' DAY, '%Y-%m-%d')
+)
+SELECT
+    date(from_unixtime("timestamp")) AS day,
+    fingerprint,
+    min(exception.type) AS error_type,
+    min(exception.value) AS example_value,
+    count(*) AS errors
+FROM errors_once
+WHERE copy = 1
+GROUP BY 1, 2
+ORDER BY day, errors DESC, fingerprint;

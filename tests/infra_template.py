@@ -1,0 +1,203 @@
+"""infra/dxtrack.yaml, read as plain YAML, its intrinsic functions resolved, and turned into the
+boto3 calls CloudFormation would make (moto's CloudFormation skips Firehose and Glue, so the tests
+make the calls themselves; botocore still checks every parameter's shape)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "infra" / "dxtrack.yaml"
+ACCOUNT = "123456789012"  # moto's default account
+REGION = "eu-west-1"
+
+
+def load() -> dict[str, Any]:
+    return yaml.safe_load(TEMPLATE.read_text())
+
+
+class Stack:
+    """The template with parameter values, resolving Ref, Fn::Sub and Fn::GetAtt."""
+
+    def __init__(self, template: dict[str, Any], parameters: dict[str, str]) -> None:
+        self.template = template
+        self.resources: dict[str, Any] = template["Resources"]
+        self.values: dict[str, Any] = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION}
+        for name, spec in template["Parameters"].items():
+            raw = parameters.get(name, spec.get("Default"))
+            self.values[name] = int(raw) if spec["Type"] == "Number" else raw
+        self.ids: dict[str, str] = {}
+        self.attrs: dict[tuple[str, str], str] = {}
+        self._name_resources()
+
+    def _name_resources(self) -> None:
+        r = self.resources
+        bucket = self.resolve(r["DataBucket"]["Properties"]["BucketName"])
+        self.ids["DataBucket"] = bucket
+        self.attrs[("DataBucket", "Arn")] = f"arn:aws:s3:::{bucket}"
+        group = self.resolve(r["DeliveryLogGroup"]["Properties"]["LogGroupName"])
+        self.ids["DeliveryLogGroup"] = group
+        self.attrs[("DeliveryLogGroup", "Arn")] = (
+            f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}:*"
+        )
+        for stream in ("ErrorDeliveryLogStream", "MetricDeliveryLogStream"):
+            self.ids[stream] = r[stream]["Properties"]["LogStreamName"]
+        role = f"dxtrack-firehose-{self.values['Stage']}"
+        self.ids["FirehoseDeliveryRole"] = role
+        self.attrs[("FirehoseDeliveryRole", "Arn")] = f"arn:aws:iam::{ACCOUNT}:role/{role}"
+        for stream in ("ErrorStream", "MetricStream"):
+            name = self.resolve(r[stream]["Properties"]["DeliveryStreamName"])
+            self.ids[stream] = name
+            self.attrs[(stream, "Arn")] = (
+                f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{name}"
+            )
+        self.ids["GlueDatabase"] = self.resolve(
+            r["GlueDatabase"]["Properties"]["DatabaseInput"]["Name"]
+        )
+
+    def resolve(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [self.resolve(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if set(node) == {"Ref"}:
+            name = node["Ref"]
+            return self.values[name] if name in self.values else self.ids[name]
+        if set(node) == {"Fn::GetAtt"}:
+            resource, attribute = node["Fn::GetAtt"]
+            return self.attrs[(resource, attribute)]
+        if set(node) == {"Fn::Sub"}:
+            return self._sub(node["Fn::Sub"])
+        return {key: self.resolve(value) for key, value in node.items()}
+
+    def _sub(self, text: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if "." in name:
+                resource, attribute = name.split(".", 1)
+                return self.attrs[(resource, attribute)]
+            return str(self.values[name] if name in self.values else self.ids[name])
+
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+    def properties(self, resource: str) -> dict[str, Any]:
+        resolved: dict[str, Any] = self.resolve(self.resources[resource]["Properties"])
+        return resolved
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    api: dict[str, Any] = {
+        "ID": rule["Id"],
+        "Status": rule["Status"],
+        "Filter": {"Prefix": rule.get("Prefix", "")},
+    }
+    if "ExpirationInDays" in rule:
+        api["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "Transitions" in rule:
+        api["Transitions"] = [
+            {"Days": int(t["TransitionInDays"]), "StorageClass": t["StorageClass"]}
+            for t in rule["Transitions"]
+        ]
+    if "AbortIncompleteMultipartUpload" in rule:
+        api["AbortIncompleteMultipartUpload"] = rule["AbortIncompleteMultipartUpload"]
+    return api
+
+
+def deploy(stack: Stack) -> dict[str, Any]:
+    """Make the calls CloudFormation would make, against whatever endpoint boto3 is given."""
+    s3 = boto3.client("s3", region_name=REGION)
+    bucket_props = stack.properties("DataBucket")
+    bucket = bucket_props["BucketName"]
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                    "BucketKeyEnabled": rule["BucketKeyEnabled"],
+                }
+                for rule in bucket_props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            ]
+        },
+    )
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration=bucket_props["PublicAccessBlockConfiguration"],
+    )
+    s3.put_bucket_ownership_controls(
+        Bucket=bucket, OwnershipControls=bucket_props["OwnershipControls"]
+    )
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={
+            "Rules": [_lifecycle_rule(r) for r in bucket_props["LifecycleConfiguration"]["Rules"]]
+        },
+    )
+    policy = stack.properties("DataBucketPolicy")
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy["PolicyDocument"]))
+
+    logs = boto3.client("logs", region_name=REGION)
+    group = stack.properties("DeliveryLogGroup")
+    logs.create_log_group(logGroupName=group["LogGroupName"])
+    logs.put_retention_policy(
+        logGroupName=group["LogGroupName"], retentionInDays=int(group["RetentionInDays"])
+    )
+    for stream in ("ErrorDeliveryLogStream", "MetricDeliveryLogStream"):
+        props = stack.properties(stream)
+        logs.create_log_stream(
+            logGroupName=props["LogGroupName"], logStreamName=props["LogStreamName"]
+        )
+
+    iam = boto3.client("iam", region_name=REGION)
+    role = stack.properties("FirehoseDeliveryRole")
+    role_name = stack.ids["FirehoseDeliveryRole"]
+    iam.create_role(
+        RoleName=role_name,
+        AssumeRolePolicyDocument=json.dumps(role["AssumeRolePolicyDocument"]),
+        Description=role["Description"],
+    )
+    for inline in role["Policies"]:
+        iam.put_role_policy(
+            RoleName=role_name,
+            PolicyName=inline["PolicyName"],
+            PolicyDocument=json.dumps(inline["PolicyDocument"]),
+        )
+
+    firehose = boto3.client("firehose", region_name=REGION)
+    for stream in ("ErrorStream", "MetricStream"):
+        props = stack.properties(stream)
+        firehose.create_delivery_stream(
+            DeliveryStreamName=props["DeliveryStreamName"],
+            DeliveryStreamType=props["DeliveryStreamType"],
+            DeliveryStreamEncryptionConfigurationInput=props[
+                "DeliveryStreamEncryptionConfigurationInput"
+            ],
+            ExtendedS3DestinationConfiguration=props["ExtendedS3DestinationConfiguration"],
+        )
+
+    producer = stack.properties("ProducerPolicy")
+    created = iam.create_policy(
+        PolicyName=producer["ManagedPolicyName"],
+        PolicyDocument=json.dumps(producer["PolicyDocument"]),
+        Description=producer["Description"],
+    )
+
+    glue = boto3.client("glue", region_name=REGION)
+    database = stack.properties("GlueDatabase")
+    glue.create_database(CatalogId=database["CatalogId"], DatabaseInput=database["DatabaseInput"])
+    for table in ("ErrorTable", "MetricTable"):
+        props = stack.properties(table)
+        glue.create_table(
+            CatalogId=props["CatalogId"],
+            DatabaseName=props["DatabaseName"],
+            TableInput=props["TableInput"],
+        )
+    return {"bucket": bucket, "producer_policy_arn": created["Policy"]["Arn"]}
