@@ -18,6 +18,8 @@ import boto3
 import botocore.handlers
 from botocore.awsrequest import AWSResponse
 
+from tests.conftest import assert_valid
+
 REGION = "eu-west-1"
 MAX_RECORDS_PER_CALL = 500
 MAX_CALL_BYTES = 4 * 1024 * 1024
@@ -164,4 +166,6 @@ class Streams:
                 body = s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
                 assert body.endswith(b"\n"), "Firehose records end in a newline"
                 records.extend(json.loads(line) for line in body.splitlines())
+        for record in records:
+            assert_valid(record, kind)
         return records

@@ -458,3 +458,85 @@ def test_torn_and_corrupt_spool_lines_are_skipped_and_counted(
     assert sorted(r["value"] for r in streams.records("metric")) == [0.0, 1.0, 2.0]
     assert dxtrack.stats()["dropped.spool_corrupt"] == 2
     assert not segment.exists()
+
+
+def test_connection_errors_are_retried(
+    streams: Streams, firehose_calls: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing listens at the endpoint at first (connection refused); once a server answers
+    there, every record is delivered."""
+    from moto.server import ThreadedMotoServer
+
+    from tests.syslog_daemon import free_port
+
+    port = free_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    refused = threading.Event()
+
+    def watch(params: dict[str, Any]) -> None:
+        if dxtrack.stats()["retried"]:
+            refused.set()
+
+    dxtrack.configure(**streams.settings())
+    for i in range(200):
+        dxtrack.metric("refused", i)
+    firehose_calls.rewrite_params = watch
+    while not refused.wait(0.05):  # until a send has failed and a retry comes
+        assert dxtrack.stats()["delivered"] == 0
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()  # moto's servers share one in-process backend: the streams exist here too
+    try:
+        assert dxtrack.flush(timeout=60) is True
+        assert_exactly_once(streams.records("metric"), 200)
+    finally:
+        dxtrack.shutdown(timeout=5)
+        server.stop()
+
+
+def test_credentials_and_region_come_from_the_options(
+    streams: Streams, firehose_calls: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Explicit keys sign the requests and region_name picks the region; without region_name,
+    boto3's configured region is used."""
+    import botocore.handlers
+
+    seen: list[str] = []
+
+    def capture(request: Any, **_: Any) -> None:
+        if "PutRecordBatch" in request.headers.get("X-Amz-Target", b"").decode():
+            seen.append(request.headers["Authorization"].decode())
+
+    botocore.handlers.BUILTIN_HANDLERS.append(("before-send.firehose", capture))
+    try:
+        dxtrack.configure(
+            **streams.settings(
+                aws_access_key_id="AKIAEXPLICIT", aws_secret_access_key="s", region_name="eu-west-1"
+            )
+        )
+        dxtrack.metric("signed", 1)
+        assert dxtrack.flush(timeout=30) is True
+        assert "Credential=AKIAEXPLICIT/" in seen[-1] and "/eu-west-1/firehose/" in seen[-1]
+
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-2")
+        dxtrack.configure(**streams.settings(metric_stream="not-in-us-east-2"))
+        dxtrack.metric("elsewhere", 1)
+        dxtrack.flush(timeout=10)
+        assert "Credential=testing/" in seen[-1] and "/us-east-2/firehose/" in seen[-1]
+    finally:
+        botocore.handlers.BUILTIN_HANDLERS.remove(("before-send.firehose", capture))
+
+
+def test_region_defaults_to_eu_west_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With no region_name and no region in boto3's configuration, the reference's region."""
+    from dxtrack.config import build_config
+    from dxtrack.sinks.firehose import FirehoseSink
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    sink = FirehoseSink("s", "metric", build_config(context="c", stage="prod"))
+    sink.start()
+    assert sink.region == "eu-west-1"
+    sink.close()

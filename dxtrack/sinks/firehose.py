@@ -60,6 +60,11 @@ class FirehoseSink:
         """Import boto3 and create the client."""
         self._get_client()
 
+    @property
+    def region(self) -> str | None:
+        """The region the client was made for (None before ``start``)."""
+        return self._region if self._client is not None else None
+
     def _get_client(self) -> Any:
         with self._lock:
             if self._client is None:
