@@ -129,6 +129,9 @@ class Pipeline:
         self._inline_lock = threading.Lock()
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._sender: threading.Thread | None = None
+        self._send_wake = threading.Event()
+        self._started = threading.Event()
         self.has_inline = bool(self._inline_routes)
         for route in self._inline_routes:
             self._start_sink(route)
@@ -272,14 +275,18 @@ class Pipeline:
             if route.spool is not None:
                 route.spool.close_segment()
         self._wake.set()
-        if self._thread is None:
-            self._close_sinks()  # else the shipper closes them, on its own thread
-        elif self._thread is not threading.current_thread():
-            self._thread.join(0.5)
+        self._send_wake.set()
+        for thread in (self._thread, self._sender):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(0.5)
+        if self._sender is None:
+            self._close_sinks(self._background_routes)  # else the sender closes them
+        if self._thread is None or not self._thread.is_alive():
+            self._close_sinks(self._inline_routes)
         return delivered
 
-    def _close_sinks(self) -> None:
-        for route in self._routes:
+    def _close_sinks(self, routes: Sequence[Route]) -> None:
+        for route in routes:
             try:
                 route.sink.close()
             except Exception as exc:
@@ -294,6 +301,7 @@ class Pipeline:
         self._orphans = []
         self._seq = itertools.count(1)
         self._wake = threading.Event()
+        self._send_wake = threading.Event()
         self._settled = threading.Condition()
         self._drain_lock = threading.Lock()
         self._inline_lock = threading.Lock()
@@ -302,27 +310,64 @@ class Pipeline:
             route.reset_after_fork()
         for route in self._inline_routes:
             self._start_sink(route)
-        self._thread = None
+        self._thread = self._sender = None
         if not self._closed and (self._background_routes or any(r.spool for r in self._routes)):
             self._start_thread()
 
     # ---- the shipper thread ---------------------------------------------------------------------
 
     def _start_thread(self) -> None:
+        """Start the shipper: a builder thread, and a sender thread when there are background
+        routes, so that building the next batch overlaps the network round trip of the last."""
         self._started = threading.Event()
+        if self._background_routes:
+            self._sender = threading.Thread(
+                target=self._send_loop, name="dxtrack-sender", daemon=True
+            )
+            self._sender.start()
+        else:
+            self._started.set()
         self._thread = threading.Thread(target=self._run, name="dxtrack-shipper", daemon=True)
         self._thread.start()
 
     def wait_started(self, timeout: float) -> None:
-        """Wait until the shipper has started its sinks (so a fork doesn't split that work)."""
-        thread = self._thread
+        """Wait until the sender has started its sinks (so a fork doesn't split that work)."""
+        thread = self._sender
         if thread is not None and thread.is_alive():
             self._started.wait(timeout)
 
-    def _run(self) -> None:
+    def _send_loop(self) -> None:
         for route in self._background_routes:
             self._start_sink(route)
         self._started.set()
+        while not self._closed:
+            self._send_wake.wait(self._next_send_wait())
+            self._send_wake.clear()
+            if not any(route.pending for route in self._background_routes):
+                continue
+            try:
+                for route in self._background_routes:
+                    self._send_due(route, time.monotonic())
+                    self._expire(route, time.monotonic())
+            except Exception as exc:  # the sender must survive anything
+                self._log_once(
+                    f"send:{type(exc).__name__}",
+                    logging.ERROR,
+                    "dxtrack: unexpected error in the sender: %r",
+                    exc,
+                )
+            self._wake.set()  # the builder takes stock: more to build, settled, replay
+        self._close_sinks(self._background_routes)
+
+    def _next_send_wait(self) -> float:
+        now = time.monotonic()
+        wait = self._flush_interval
+        for route in self._background_routes:
+            if route.pending:
+                wait = min(wait, max(route.retry_at - now, route.blocked_until - now, 0.0))
+        return wait
+
+    def _run(self) -> None:
         while True:
             self._wake.wait(self._next_wait())
             self._wake.clear()
@@ -339,7 +384,6 @@ class Pipeline:
                     exc,
                 )
             if self._closed:
-                self._close_sinks()
                 with self._settled:
                     self._settled_cycle = cycle
                     self._settled.notify_all()
@@ -365,21 +409,19 @@ class Pipeline:
             )
 
     def _next_wait(self) -> float:
-        if self.buffer or self._built:
-            return 0.0 if self._flush_wanted else self._flush_interval
-        now = time.monotonic()
-        wait = self._flush_interval
-        for route in self._background_routes:
-            if route.pending:
-                wait = min(wait, max(route.retry_at - now, 0.0))
-        return wait
+        if (self.buffer or self._built) and self._flush_wanted and not self._sender_is_full():
+            return 0.0
+        return self._flush_interval
+
+    def _sender_is_full(self) -> bool:
+        # Half the bound, so that one more chunk of lines still fits under it.
+        return any(r.pending_bytes >= r.max_pending_bytes // 2 for r in self._background_routes)
 
     def _cycle(self) -> None:
-        while True:
+        # Build while the sender has room; past that, events wait in the (bounded) buffer.
+        while not self._sender_is_full():
             drained = self._drain(DRAIN_CHUNK)
-            for route in self._background_routes:
-                self._send_due(route, time.monotonic())
-                self._expire(route, time.monotonic())
+            self._send_wake.set()
             if drained < DRAIN_CHUNK:
                 break
         for route in self._routes:
@@ -542,17 +584,17 @@ class Pipeline:
                 self._resolve_ticket(route, item)
             return
         self._enqueue(route, items)
-        self._wake.set()
+        self._send_wake.set()
 
     def _resolve_ticket(self, route: Route, item: Item) -> None:
         ticket = item.ticket
         if ticket is None:
             return
-        item.ticket = None
-        ticket.outstanding -= 1
-        if ticket.outstanding > 0 or route.spool is None:
-            return
-        with route.lock:
+        with route.lock:  # the builder and the sender both resolve tickets
+            item.ticket = None
+            ticket.outstanding -= 1
+            if ticket.outstanding > 0 or route.spool is None:
+                return
             found = [entry for entry in route.replaying if entry[0] is ticket]
             route.replaying = [entry for entry in route.replaying if entry[0] is not ticket]
         for _, segment in found:
