@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from dxtrack.client import Client
+from dxtrack.log import logger
 
 if TYPE_CHECKING:
     from dxtrack.wiring import SinkFactory
@@ -122,8 +123,8 @@ def current_client() -> Client:
 def _after_fork_in_child() -> None:
     try:
         _client.reset_after_fork()
-    except Exception:  # a child must start even if tracking can't
-        return
+    except Exception as exc:  # a child must start even if tracking can't
+        logger.error("dxtrack: tracking is off in forked child %d: %r", os.getpid(), exc)
 
 
 def _close_at_multiprocessing_exit(client: Client) -> None:
@@ -142,5 +143,9 @@ def _install_process_hooks() -> None:
         if not _process_hooks_installed:
             _process_hooks_installed = True
             atexit.register(_client.close)
-            os.register_at_fork(before=_client.prepare_fork, after_in_child=_after_fork_in_child)
+            os.register_at_fork(
+                before=_client.prepare_fork,
+                after_in_parent=_client.fork_done_in_parent,
+                after_in_child=_after_fork_in_child,
+            )
             multiprocessing.util.register_after_fork(_client, _close_at_multiprocessing_exit)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from dxtrack.wiring import SinkFactory
 
 FORK_WAIT_SECONDS = 2.0
-"""How long a ``fork()`` right after ``configure()`` waits for the shipper to start its sinks."""
+"""How long a ``fork()`` waits for the shipper to pause (between batches) at most."""
 
 
 def _value(value: object) -> float:
@@ -291,10 +291,16 @@ class Client:
         return self.counters.snapshot()
 
     def prepare_fork(self) -> None:
-        """Before ``fork()``: let the shipper finish starting its sinks (bounded wait)."""
+        """Before ``fork()``: pause the shipper at a safe point (a bounded wait)."""
         pipeline = self._pipeline
         if pipeline is not None:
-            pipeline.wait_started(FORK_WAIT_SECONDS)
+            pipeline.before_fork(FORK_WAIT_SECONDS)
+
+    def fork_done_in_parent(self) -> None:
+        """After ``fork()``, in the parent: let the shipper go on."""
+        pipeline = self._pipeline
+        if pipeline is not None:
+            pipeline.after_fork_in_parent()
 
     def reset_after_fork(self) -> None:
         """In a forked child: a new producer id, sequence and shipper; none of the parent's

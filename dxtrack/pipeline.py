@@ -131,7 +131,12 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._sender: threading.Thread | None = None
         self._send_wake = threading.Event()
-        self._started = threading.Event()
+        # Held while the builder builds and while the sender sends, so that fork() can wait for
+        # both to pause: a fork in the middle of a lazy import (urllib3 imports encodings.idna
+        # on its first connection) leaves the module's lock held forever in the child.
+        self._build_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._held_for_fork: list[threading.Lock] = []
         self.has_inline = bool(self._inline_routes)
         for route in self._inline_routes:
             self._start_sink(route)
@@ -303,6 +308,9 @@ class Pipeline:
         self._wake = threading.Event()
         self._send_wake = threading.Event()
         self._settled = threading.Condition()
+        self._build_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._held_for_fork = []
         self._drain_lock = threading.Lock()
         self._inline_lock = threading.Lock()
         self._cycles, self._settled_cycle = 0, -1
@@ -319,36 +327,41 @@ class Pipeline:
     def _start_thread(self) -> None:
         """Start the shipper: a builder thread, and a sender thread when there are background
         routes, so that building the next batch overlaps the network round trip of the last."""
-        self._started = threading.Event()
         if self._background_routes:
             self._sender = threading.Thread(
                 target=self._send_loop, name="dxtrack-sender", daemon=True
             )
             self._sender.start()
-        else:
-            self._started.set()
         self._thread = threading.Thread(target=self._run, name="dxtrack-shipper", daemon=True)
         self._thread.start()
 
-    def wait_started(self, timeout: float) -> None:
-        """Wait until the sender has started its sinks (so a fork doesn't split that work)."""
-        thread = self._sender
-        if thread is not None and thread.is_alive():
-            self._started.wait(timeout)
+    def before_fork(self, timeout: float) -> None:
+        """Pause the caller's inline sends, the builder and the sender (each for at most
+        ``timeout`` seconds) until ``after_fork_in_parent``."""
+        for lock in (self._inline_lock, self._build_lock, self._send_lock):
+            if lock.acquire(timeout=timeout):
+                self._held_for_fork.append(lock)
+
+    def after_fork_in_parent(self) -> None:
+        """Let the pipeline go on after ``before_fork``."""
+        held, self._held_for_fork = self._held_for_fork, []
+        for lock in held:
+            lock.release()
 
     def _send_loop(self) -> None:
-        for route in self._background_routes:
-            self._start_sink(route)
-        self._started.set()
+        with self._send_lock:
+            for route in self._background_routes:
+                self._start_sink(route)
         while not self._closed:
             self._send_wake.wait(self._next_send_wait())
             self._send_wake.clear()
             if not any(route.pending for route in self._background_routes):
                 continue
             try:
-                for route in self._background_routes:
-                    self._send_due(route, time.monotonic())
-                    self._expire(route, time.monotonic())
+                with self._send_lock:
+                    for route in self._background_routes:
+                        self._send_due(route, time.monotonic())
+                        self._expire(route, time.monotonic())
             except Exception as exc:  # the sender must survive anything
                 self._log_once(
                     f"send:{type(exc).__name__}",
@@ -375,7 +388,8 @@ class Pipeline:
                 self._cycles += 1
                 cycle = self._cycles
             try:
-                self._cycle()
+                with self._build_lock:
+                    self._cycle()
             except Exception as exc:  # the shipper must survive anything
                 self._log_once(
                     f"cycle:{type(exc).__name__}",

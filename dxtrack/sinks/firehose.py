@@ -54,6 +54,8 @@ class FirehoseSink:
         # Imported here, on the thread that calls configure(), and not first on the shipper:
         # a fork() in the middle of an import leaves the child a half-initialised boto3, and
         # boto3's import registers an atexit hook, which is refused during interpreter exit.
+        import encodings.idna  # noqa: F401  (urllib3 imports it lazily, on a first connection)
+
         import boto3  # noqa: F401
 
     def start(self) -> None:
