@@ -62,6 +62,10 @@ class Route:
         self.blocked_until = 0.0
         self.replaying: list[tuple[ReplayTicket, Segment]] = []
         self.replay_due = True
+        self.down = False
+        """The retry budget ran out: new records go to the spool, one probes the sink."""
+        self.probe_wanted = False
+        """A flush is waiting: probe a sink that is down now, not after the backoff."""
 
     @property
     def name(self) -> str:
@@ -69,9 +73,11 @@ class Route:
         return self.sink.name
 
     def busy(self) -> bool:
-        """Whether anything waits for, or is being sent to, this sink."""
+        """Whether anything waits for, or is being sent to, this sink (a sink that is down only
+        holds its probe, which a flush does not wait for)."""
         with self.lock:
-            return bool(self.pending or self.inflight or self.replaying)
+            waiting = self.pending and (not self.down or self.probe_wanted)
+            return bool(waiting or self.inflight or self.replaying)
 
     def reset_after_fork(self) -> None:
         """A forked child keeps none of the parent's items, locks or connections."""
@@ -83,6 +89,7 @@ class Route:
         self.attempt = 0
         self.retry_at = self.blocked_until = 0.0
         self.replay_due = True
+        self.down = self.probe_wanted = False
         self.sink = self.make_sink()
         if self.spool is not None:
             self.spool.reset_after_fork()
@@ -236,6 +243,10 @@ class Pipeline:
             elif not self._closed:
                 return self._nothing_left()
         deadline = None if timeout is None else time.monotonic() + timeout
+        for route in self._background_routes:
+            if route.down:
+                route.probe_wanted, route.retry_at = True, 0.0
+        self._send_wake.set()
         with self._settled:
             target = self._cycles + 1
             self._flush_wanted = True
@@ -429,11 +440,16 @@ class Pipeline:
 
     def _sender_is_full(self) -> bool:
         # Half the bound, so that one more chunk of lines still fits under it.
-        return any(r.pending_bytes >= r.max_pending_bytes // 2 for r in self._background_routes)
+        return any(
+            r.pending_bytes >= r.max_pending_bytes // 2 and not r.down
+            for r in self._background_routes
+        )
 
     def _cycle(self) -> None:
-        # Build while the sender has room; past that, events wait in the (bounded) buffer.
-        while not self._sender_is_full():
+        # Build while the sender has room; past that, events wait in the (bounded) buffer,
+        # until it is three quarters full: then the oldest waiting records go to the spool
+        # here, so that the callers never have to (see ``overflow``).
+        while not self._sender_is_full() or len(self.buffer) >= self.max_slots * 3 // 4:
             drained = self._drain(DRAIN_CHUNK)
             self._send_wake.set()
             if drained < DRAIN_CHUNK:
@@ -470,6 +486,11 @@ class Pipeline:
         with route.lock:
             if now < route.blocked_until:
                 spill, reason = items, "sink_rejected"
+            elif route.down:  # keep one item as the probe the sender retries; spool the rest
+                keep = [] if route.pending else items[:1]
+                route.pending.extend(keep)
+                route.pending_bytes += sum(len(item.data) for item in keep)
+                spill, reason = items[len(keep) :], "retry_budget"
             else:
                 route.pending.extend(items)
                 route.pending_bytes += sum(len(item.data) for item in items)
@@ -510,12 +531,14 @@ class Pipeline:
             else:
                 self._forget_problems(route)
             failed = self._settle(route, call, failed_at)
+            route.probe_wanted = False
             if failed:
                 self.stats.add("retried", failed)
                 route.attempt += 1
                 route.retry_at = time.monotonic() + _backoff(route.attempt)
                 return
             route.attempt = 0
+            route.down = False  # the sink works again; the spool is replayed next
 
     def _settle(self, route: Route, call: list[Item], failed_at: Iterable[int]) -> int:
         """Account for a finished call; failed items go back to the front of the queue."""
@@ -540,14 +563,20 @@ class Pipeline:
 
     def _expire(self, route: Route, now: float) -> None:
         """When the oldest item has been retried for longer than the retry budget, the sink is
-        down: spool everything waiting for it (retrying goes on with what comes next)."""
+        down: spool everything waiting for it but that item, which stays as the probe the
+        sender goes on retrying (with backoff). When the probe gets through, the sink is up
+        again and the spool is replayed."""
         with route.lock:
             head = route.pending[0] if route.pending else None
-            if head is None or not head.first_try or now - head.first_try <= self._retry_budget:
+            if head is None or route.down or not head.first_try:
                 return
-            expired = list(route.pending)
+            if now - head.first_try <= self._retry_budget:
+                return
+            expired = list(route.pending)[1:]
             route.pending.clear()
-            route.pending_bytes = 0
+            route.pending.append(head)
+            route.pending_bytes = len(head.data)
+            route.down = True
         if expired:
             self._log_once(
                 f"budget:{route.name}",

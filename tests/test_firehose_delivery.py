@@ -540,3 +540,30 @@ def test_region_defaults_to_eu_west_1(monkeypatch: pytest.MonkeyPatch, tmp_path:
     sink.start()
     assert sink.region == "eu-west-1"
     sink.close()
+
+
+def test_long_outage_spools_then_recovers_in_the_same_process(
+    streams: Streams, firehose_calls: Hooks
+) -> None:
+    """An outage longer than the retry budget sends records to the spool; once the sink answers
+    again (a probe gets through), the spool is replayed in the same process."""
+    spooled = threading.Event()
+
+    def watch(http_response: Any, parsed: dict[str, Any]) -> None:
+        if http_response.status_code >= 500 and dxtrack.stats()["spooled"]:
+            spooled.set()
+
+    firehose_calls.after_call = watch
+    streams.delete_bucket()
+    dxtrack.configure(**streams.settings(retry_budget=0.5))
+    for i in range(5_000):  # several Firehose records: one stays as the probe, the rest spool
+        dxtrack.metric("long.outage", i, metadata={"pad": "p" * 500})
+    assert spooled.wait(30), "the retry budget ran out and records were spooled"
+    for i in range(5_000, 6_000):
+        dxtrack.metric("long.outage", i)
+    streams.create_bucket()
+    assert dxtrack.flush(timeout=60) is True
+    records = streams.records("metric")
+    assert sorted(r["value"] for r in records) == [float(i) for i in range(6_000)]
+    assert_exactly_once(records, 6_000)
+    assert dxtrack.stats()["replayed"] > 0
