@@ -1,11 +1,16 @@
 """The one place for threads and batching: capture buffer, background shipper, retries, spool.
 
 The caller's thread only appends a captured event to a bounded, flat buffer (see ``events``).
-One daemon thread per process builds the JSON lines, packs them for each sink, sends, retries
-failed items with exponential backoff and jitter, spools what can't be delivered within the
-retry budget, and replays the spool once the sink takes records again. Routes marked ``inline``
-are delivered on the caller's thread instead, before the tracking call returns (stage ``test``,
-and ``use_async_requests=False``).
+The shipper, one per process, is two daemon threads:
+
+- the builder (``dxtrack-shipper``) builds the JSON lines and packs them for each sink, and
+  replays the spool once a sink takes records again;
+- the sender (``dxtrack-sender``) sends, retries failed items with exponential backoff and
+  jitter, and spools what can't be delivered within the retry budget.
+
+So building the next batch overlaps the network round trip of the last. Routes marked
+``inline`` are delivered on the caller's thread instead, before the tracking call returns
+(stage ``test``, and ``use_async_requests=False``).
 """
 
 from __future__ import annotations
@@ -108,7 +113,7 @@ class Pipeline:
         retry_budget: float,
         stats: Counters,
         log_once: LogOnce,
-        orphans: Sequence[deque[Event]] = (),
+        orphans: Sequence[deque[Any]] = (),
     ) -> None:
         self.builder = builder
         self._orphans = list(orphans)
