@@ -71,7 +71,7 @@ def frames(tb: TracebackType | None) -> Frames:
 
 def pairs(frame_list: Frames) -> list[tuple[CodeType, int]]:
     """(code, offset) for each frame of a flat ``Frames``."""
-    return list(zip(frame_list[::2], frame_list[1::2]))  # type: ignore[arg-type]
+    return list(zip(frame_list[::2], frame_list[1::2], strict=True))  # type: ignore[arg-type]
 
 
 def line_number(code: CodeType, lasti: int) -> int | None:
