@@ -81,6 +81,21 @@ def create_streams(prefix: str = "bench") -> dict[str, str]:
     return {"bucket": bucket, **names}
 
 
+def configure_against_new_streams(**settings: Any) -> str:
+    """Create a bucket and streams, configure dxtrack (stage prod) to ship to them, with a spool
+    of its own; return the bucket's name."""
+    import tempfile
+
+    import dxtrack
+
+    streams = create_streams()
+    bucket = streams.pop("bucket")
+    dxtrack.configure(
+        stage="prod", spool_dir=tempfile.mkdtemp(prefix="dxtrack-bench-"), **streams, **settings
+    )
+    return bucket
+
+
 @dataclass
 class PutRecordBatchLog:
     """Every PutRecordBatch made by any botocore session created after ``install()``."""

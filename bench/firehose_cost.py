@@ -9,9 +9,13 @@ beside what one line per Firehose record (the original dxtrack) would have cost.
 from __future__ import annotations
 
 import argparse
-import tempfile
 
-from _common import PutRecordBatchLog, billed_bytes, create_streams, moto_server_process
+from _common import (
+    PutRecordBatchLog,
+    billed_bytes,
+    configure_against_new_streams,
+    moto_server_process,
+)
 
 
 def main() -> None:
@@ -24,15 +28,7 @@ def main() -> None:
     import dxtrack
 
     with moto_server_process():
-        streams = create_streams()
-        streams.pop("bucket")
-        dxtrack.configure(
-            context="cost-bench",
-            stage="prod",
-            run_id="r-2024-03-05",
-            spool_dir=tempfile.mkdtemp(prefix="dxtrack-bench-"),
-            **streams,
-        )
+        configure_against_new_streams(context="cost-bench", run_id="r-2024-03-05")
         metadata = {"shop": "shop-0042", "country": "BE", "job_version": "1.4.2"}
         for i in range(args.records):
             dxtrack.metric("products.downloaded.per_shop", i % 500, metadata=metadata)

@@ -17,12 +17,11 @@ import argparse
 import gc
 import itertools
 import statistics
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
 
-from _common import create_streams, moto_server_process
+from _common import configure_against_new_streams, moto_server_process
 
 CHUNK = 10_000
 NAME, VALUE = "http.server.latency", 12.5
@@ -84,15 +83,8 @@ def main() -> None:
     import dxtrack
 
     with moto_server_process():
-        streams = create_streams()
-        streams.pop("bucket")
-        dxtrack.configure(
-            context="bench",
-            stage="prod",
-            run_id="bench",
-            default_metadata={"service": "checkout"},
-            spool_dir=tempfile.mkdtemp(prefix="dxtrack-bench-"),
-            **streams,
+        configure_against_new_streams(
+            context="bench", run_id="bench", default_metadata={"service": "checkout"}
         )
         dx = dxtrack
         drain = dxtrack.flush

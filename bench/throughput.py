@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import resource
-import tempfile
 import threading
 import time
 
-from _common import create_streams, moto_server_process
+from _common import configure_against_new_streams, moto_server_process
 
 
 def rss_mib() -> float:
@@ -38,12 +37,9 @@ def main() -> None:
     from dxtrack.api import current_client
 
     with moto_server_process():
-        streams = create_streams()
-        bucket = streams.pop("bucket")
+        bucket = configure_against_new_streams(context="bench")
         if args.outage:
             boto3.client("s3").delete_bucket(Bucket=bucket)
-        spool = tempfile.mkdtemp(prefix="dxtrack-bench-spool-")
-        dxtrack.configure(context="bench", stage="prod", spool_dir=spool, **streams)
         pipeline = current_client()._pipeline
         assert pipeline is not None
         baseline_rss = rss_mib()

@@ -51,11 +51,6 @@ class Config:
     retry_budget: float = 30.0
 
     @property
-    def ships_to_firehose(self) -> bool:
-        """Whether records go to Kinesis Firehose (stages ``dev`` and ``prod``)."""
-        return self.stage in ("dev", "prod")
-
-    @property
     def ships_to_papertrail(self) -> bool:
         """Whether records also go to Papertrail (syslog ``host:port``, or an HTTPS token)."""
         return bool(self.papertrail_hostport or self.papertrail_token)
@@ -97,13 +92,18 @@ def _require_bool(name: str, value: object) -> bool:
     return value
 
 
-def _positive(name: str, value: object, kind: type[T]) -> T:
+def _number(
+    name: str, arg: float | None, variable: str, default: float, *, whole: bool = False
+) -> float:
+    """A positive number: the argument, else the environment variable, else the default."""
+    value = _pick(arg, variable, _parse_number, default)
+    kind = "whole number" if whole else "number"
     try:
-        number = kind(value)  # type: ignore[call-arg]
+        number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
-    if isinstance(value, bool) or not number > 0:  # type: ignore[operator]
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+        raise ValueError(f"{name} must be a positive {kind}, got {value!r}") from None
+    if isinstance(value, bool) or not number > 0 or (whole and not number.is_integer()):
+        raise ValueError(f"{name} must be a positive {kind}, got {value!r}")
     return number
 
 
@@ -254,20 +254,10 @@ def build_config(
         metric_stream=metric_stream or f"dxtrack-metric-input-{stage}",
         output_dir=Path(out if out is not None else ".dxtrack_output").absolute(),
         spool_dir=Path(spool).absolute() if spool is not None else None,
-        max_buffer=_positive(
-            "max_buffer", _pick(max_buffer, env.DXTRACK_MAX_BUFFER, _parse_number, 100_000.0), int
+        max_buffer=int(
+            _number("max_buffer", max_buffer, env.DXTRACK_MAX_BUFFER, 100_000, whole=True)
         ),
-        flush_interval=_positive(
-            "flush_interval",
-            _pick(flush_interval, env.DXTRACK_FLUSH_INTERVAL, _parse_number, 0.5),
-            float,
-        ),
-        exit_timeout=_positive(
-            "exit_timeout", _pick(exit_timeout, env.DXTRACK_EXIT_TIMEOUT, _parse_number, 5.0), float
-        ),
-        retry_budget=_positive(
-            "retry_budget",
-            _pick(retry_budget, env.DXTRACK_RETRY_BUDGET, _parse_number, 30.0),
-            float,
-        ),
+        flush_interval=_number("flush_interval", flush_interval, env.DXTRACK_FLUSH_INTERVAL, 0.5),
+        exit_timeout=_number("exit_timeout", exit_timeout, env.DXTRACK_EXIT_TIMEOUT, 5.0),
+        retry_budget=_number("retry_budget", retry_budget, env.DXTRACK_RETRY_BUDGET, 30.0),
     )

@@ -26,6 +26,7 @@ from tests.conftest import read_jsonl
         ({"context": "c", "stage": "test", "profile_name": 5}, "profile_name"),
         ({"context": "c", "stage": "test", "aws_access_key_id": "AK"}, "aws_secret_access_key"),
         ({"context": "c", "stage": "test", "max_buffer": 0}, "max_buffer"),
+        ({"context": "c", "stage": "test", "max_buffer": 0.5}, "max_buffer"),
         ({"context": "c", "stage": "test", "flush_interval": -1}, "flush_interval"),
         ({"context": "c", "stage": "test", "exit_timeout": "soon"}, "exit_timeout"),
         ({"context": "c", "stage": "test", "papertrail_transport": "smtp"}, "papertrail_transport"),

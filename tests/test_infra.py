@@ -34,18 +34,25 @@ def test_template_passes_cfn_lint() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def glue_type(spec: dict[str, Any]) -> str:
-    """The Glue column type a JSON Schema property maps to."""
+SCALARS = {
+    "glue": {"string": "string", "number": "double", "integer": "bigint", "object": "string"},
+    "duckdb": {"string": "VARCHAR", "number": "DOUBLE", "integer": "BIGINT", "object": "JSON"},
+}
+"""JSON Schema type -> column type; an object without properties (metadata) is JSON text."""
+
+
+def column_type(spec: dict[str, Any], dialect: str) -> str:
+    """The column type a JSON Schema property maps to, in Glue's or DuckDB's dialect."""
     if "enum" in spec:
-        return "string"
+        return SCALARS[dialect]["string"]
     types = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
     kind = next(t for t in types if t != "null")
-    if kind == "object":
-        if "properties" not in spec:
-            return "string"  # free-form metadata: JSON text, read with json_extract_scalar
-        fields = ",".join(f"{k}:{glue_type(v)}" for k, v in spec["properties"].items())
-        return f"struct<{fields}>"
-    return {"string": "string", "number": "double", "integer": "bigint"}[kind]
+    if kind == "object" and "properties" in spec:
+        fields = [(k, column_type(v, dialect)) for k, v in spec["properties"].items()]
+        if dialect == "glue":
+            return "struct<" + ",".join(f"{k}:{t}" for k, t in fields) + ">"
+        return "STRUCT(" + ", ".join(f'"{k}" {t}' for k, t in fields) + ")"
+    return SCALARS[dialect][kind]
 
 
 @pytest.mark.parametrize("kind", ["error", "metric"])
@@ -54,23 +61,9 @@ def test_glue_columns_match_the_json_schema(kind: str) -> None:
     schema = load_schema(kind)
     table = infra_template.load()["Resources"][TABLES[kind]]["Properties"]["TableInput"]
     columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
-    expected = {name: glue_type(spec) for name, spec in schema["properties"].items()}
+    expected = {name: column_type(spec, "glue") for name, spec in schema["properties"].items()}
     assert columns == expected
     assert [k["Name"] for k in table["PartitionKeys"]] == ["dt"]
-
-
-def duckdb_type(spec: dict[str, Any]) -> str:
-    mapping = {"string": "VARCHAR", "number": "DOUBLE", "integer": "BIGINT"}
-    if "enum" in spec:
-        return "VARCHAR"
-    types = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
-    kind = next(t for t in types if t != "null")
-    if kind == "object":
-        if "properties" not in spec:
-            return "JSON"
-        fields = ", ".join(f'"{k}" {duckdb_type(v)}' for k, v in spec["properties"].items())
-        return f"STRUCT({fields})"
-    return mapping[kind]
 
 
 def connect(error_files: str, metric_files: str) -> duckdb.DuckDBPyConnection:
@@ -87,7 +80,8 @@ def test_duckdb_views_match_the_json_schema(kind: str, view: str, tmp_path: Path
     empty.write_text("")
     con = connect(f"'{empty}'", f"'{empty}'")
     described = {row[0]: row[1] for row in con.sql(f"DESCRIBE {view}").fetchall()}
-    expected = {name: duckdb_type(spec) for name, spec in load_schema(kind)["properties"].items()}
+    properties = load_schema(kind)["properties"]
+    expected = {name: column_type(spec, "duckdb") for name, spec in properties.items()}
     normalise = str.maketrans("", "", '" ')
     assert {k: v.translate(normalise) for k, v in described.items()} == {
         k: v.translate(normalise) for k, v in expected.items()

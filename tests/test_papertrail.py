@@ -243,16 +243,20 @@ def https_server(certs: dict[str, Path]) -> Iterator[str]:
     server.shutdown()
 
 
-def test_https_bulk_form(https_server: str, certs: dict[str, Path]) -> None:
-    """With a token, records go to the HTTPS bulk endpoint, one event per line."""
+def configure_https(url: str, token: str, certs: dict[str, Path]) -> None:
     dxtrack.configure(
         context="pt-job",
         stage="test",
-        papertrail_token="s3cret",
-        papertrail_url=https_server,
+        papertrail_token=token,
+        papertrail_url=url,
         papertrail_ca_file=str(certs["ca"]),
         flush_interval=0.05,
     )
+
+
+def test_https_bulk_form(https_server: str, certs: dict[str, Path]) -> None:
+    """With a token, records go to the HTTPS bulk endpoint, one event per line."""
+    configure_https(https_server, "s3cret", certs)
     track_one_of_each()
     assert dxtrack.flush(timeout=30) is True
     assert len(BulkHandler.received) == 2
@@ -266,14 +270,7 @@ def test_https_wrong_token_is_refused_once(
 ) -> None:
     """A token the endpoint refuses is reported once and the records are counted as dropped."""
     with caplog.at_level(logging.ERROR, logger="dxtrack"):
-        dxtrack.configure(
-            context="pt-job",
-            stage="test",
-            papertrail_token="wrong",
-            papertrail_url=https_server,
-            papertrail_ca_file=str(certs["ca"]),
-            flush_interval=0.05,
-        )
+        configure_https(https_server, "wrong", certs)
         dxtrack.metric("m", 1)
         assert dxtrack.flush(timeout=30) is False
     assert [r.getMessage() for r in caplog.records if "token" in r.getMessage()]
