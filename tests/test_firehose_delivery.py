@@ -567,3 +567,39 @@ def test_long_outage_spools_then_recovers_in_the_same_process(
     assert sorted(r["value"] for r in records) == [float(i) for i in range(6_000)]
     assert_exactly_once(records, 6_000)
     assert dxtrack.stats()["replayed"] > 0
+
+
+def test_synchronous_mode_spools_before_returning_when_firehose_fails(
+    streams: Streams, tmp_path: Path
+) -> None:
+    """use_async_requests=False during an outage: the call returns once the record is spooled,
+    and the next configure() delivers it."""
+    spool = tmp_path / "spool-sync"
+    streams.delete_bucket()
+    dxtrack.configure(**streams.settings(use_async_requests=False, spool_dir=spool))
+    dxtrack.metric("sync.outage", 1)
+    assert dxtrack.stats()["spooled"] == 1
+    assert list(spool.rglob("seg-*.jsonl"))
+    streams.create_bucket()
+    dxtrack.configure(**streams.settings(use_async_requests=False, spool_dir=spool))
+    assert dxtrack.flush(timeout=30) is True
+    assert [r["value"] for r in streams.records("metric")] == [1.0]
+
+
+def test_default_spool_dir_is_the_per_user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without spool_dir or DXTRACK_SPOOL_DIR, the spool is under the user's cache directory."""
+    from dxtrack.config import build_config
+    from dxtrack.counters import Counters
+    from dxtrack.log import LogOnce
+    from dxtrack.wiring import default_spool_dir, routes
+
+    monkeypatch.delenv("DXTRACK_SPOOL_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "/tmp/dxtrack-cache-test")
+    config = build_config(context="c", stage="prod", metric_stream="m", error_stream="e")
+    assert config.spool_dir is None
+    made = routes(config, None, Counters(), LogOnce())
+    assert default_spool_dir() == "/tmp/dxtrack-cache-test/dxtrack/spool"
+    assert [str(r.spool.directory) for r in made if r.spool] == [
+        "/tmp/dxtrack-cache-test/dxtrack/spool/firehose_e",
+        "/tmp/dxtrack-cache-test/dxtrack/spool/firehose_m",
+    ]
