@@ -320,3 +320,23 @@ def test_traceback_text_matches_python(failing: Any) -> None:
     ours = tracebacks.format(tracebacks.type_name(exc_type), str(exc), trace)
     caret_lines = re.compile(r"^\s*[~^]+\s*$\n", re.MULTILINE)
     assert ours == caret_lines.sub("", expected)
+
+
+def test_errors_records_non_exceptions_by_type_and_text() -> None:
+    """An item of errors() that is not an exception is recorded, not raised on."""
+    dxtrack.configure(context="c", stage="test")
+    dxtrack.errors(["not an exception", 42])
+    records = errors()
+    assert [(r["exception"]["type"], r["exception"]["value"]) for r in records] == [
+        ("str", "not an exception"),
+        ("int", "42"),
+    ]
+    assert all(r["exception"]["traceback"] is None for r in records)
+
+
+def test_stage_defaults_to_test() -> None:
+    """Without a stage, records go to the local files, never to AWS."""
+    dxtrack.configure(context="c")
+    assert dxtrack.stage == "test"
+    dxtrack.metric("m", 1)
+    assert metrics()[0]["stage"] == "test"
