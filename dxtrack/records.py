@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from hashlib import blake2b as _blake2b
 from typing import Any, Final
 
 import orjson
+from xxhash import xxh3_128_hexdigest
 
 from dxtrack import jsonsafe, tracebacks
 from dxtrack.events import ERROR, METRIC, Event
@@ -128,7 +128,7 @@ class RecordBuilder:
                     body = jsonsafe.dumps(record)
                 if len(body) > max_bytes:
                     body = self._shortened(record)
-                digest = _blake2b(body, digest_size=16).hexdigest().encode()
+                digest = xxh3_128_hexdigest(body).encode()
                 append((kind, b"".join((body[:-1], b',"id":"', digest, b'"}\n'))))
             except Exception as exc:
                 failures.append(exc)
@@ -144,7 +144,7 @@ class RecordBuilder:
         body = jsonsafe.dumps(record)
         if len(body) > self._max_line_bytes:
             body = self._shortened(record)
-        digest = _blake2b(body, digest_size=16).hexdigest().encode()
+        digest = xxh3_128_hexdigest(body).encode()
         return b"".join((body[:-1], b',"id":"', digest, b'"}\n'))
 
     def _shortened(self, record: dict[str, Any]) -> bytes:

@@ -12,8 +12,9 @@ source lines with ``linecache`` on the shipper's thread.
 
 from __future__ import annotations
 
-from hashlib import blake2b
 from types import CodeType, TracebackType
+
+from xxhash import xxh3_64_hexdigest
 
 Frames = tuple[CodeType | int, ...]
 """Flat: code, offset, code, offset... for each frame, outermost first. The offset is that of
@@ -145,4 +146,4 @@ def fingerprint(name: str, trace: Trace | None) -> str:
     parts = [name]
     own = trace.frames if isinstance(trace, Chained) else trace or ()
     parts.extend(f"{code.co_filename}:{code.co_name}" for code, _ in pairs(own))
-    return blake2b("\n".join(parts).encode("utf-8", "replace"), digest_size=8).hexdigest()
+    return xxh3_64_hexdigest("\n".join(parts).encode("utf-8", "replace"))

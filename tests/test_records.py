@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from datetime import datetime, timedelta, timezone
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import xxhash
 from freezegun import freeze_time
 
 import dxtrack
@@ -130,14 +130,14 @@ def test_numeric_strings_and_decimals_are_values() -> None:
 
 
 def test_id_is_the_content_hash_of_the_record() -> None:
-    """id is blake2b-128 over the record's canonical JSON without the id."""
+    """id is xxh3-128 over the record's canonical JSON without the id."""
     dxtrack.configure(context="c", stage="test", default_metadata={"z": 1, "a": [1, 2]})
     dxtrack.metric("m", 1, metadata={"b": "é"})
     line = (OUT / "metric.jsonl").read_bytes().rstrip(b"\n")
     record = json.loads(line)
     record_id = record.pop("id")
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    assert hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest() == record_id
+    assert xxhash.xxh3_128_hexdigest(canonical.encode()) == record_id
 
 
 def test_identical_calls_get_distinct_ids() -> None:
