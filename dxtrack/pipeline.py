@@ -36,6 +36,8 @@ BACKOFF_BASE: Final = 0.1
 BACKOFF_MAX: Final = 5.0
 BLOCKED_PROBE_SECONDS: Final = 30.0
 INLINE_ATTEMPTS: Final = 3
+SENDERS: Final = 2
+"""Sender threads: a sink whose limits allow it gets this many calls in flight at once."""
 DRAIN_CHUNK: Final = 20_000
 
 Line = tuple[str, bytes]
@@ -62,6 +64,7 @@ class Route:
         self.pending: deque[Item] = deque()
         self.pending_bytes = 0
         self.inflight: list[Item] = []
+        self.calls_in_flight = 0
         self.attempt = 0
         self.retry_at = 0.0
         self.blocked_until = 0.0
@@ -90,6 +93,7 @@ class Route:
         self.pending = deque()
         self.pending_bytes = 0
         self.inflight = []
+        self.calls_in_flight = 0
         self.replaying = []
         self.attempt = 0
         self.retry_at = self.blocked_until = 0.0
@@ -141,13 +145,14 @@ class Pipeline:
         self._inline_lock = threading.Lock()
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._sender: threading.Thread | None = None
+        self._senders: list[threading.Thread] = []
+        self._sinks_started = threading.Event()
         self._send_wake = threading.Event()
         # Held while the builder builds and while the sender sends, so that fork() can wait for
         # both to pause: a fork in the middle of a lazy import (urllib3 imports encodings.idna
         # on its first connection) leaves the module's lock held forever in the child.
         self._build_lock = threading.Lock()
-        self._send_lock = threading.Lock()
+        self._send_locks = [threading.Lock() for _ in range(SENDERS)]
         self._held_for_fork: list[threading.Lock] = []
         self.has_inline = bool(self._inline_routes)
         for route in self._inline_routes:
@@ -297,11 +302,11 @@ class Pipeline:
                 route.spool.close_segment()
         self._wake.set()
         self._send_wake.set()
-        for thread in (self._thread, self._sender):
+        for thread in (self._thread, *self._senders):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(0.5)
-        if self._sender is None:
-            self._close_sinks(self._background_routes)  # else the sender closes them
+        if not any(sender.is_alive() for sender in self._senders):
+            self._close_sinks(self._background_routes)
         if self._thread is None or not self._thread.is_alive():
             self._close_sinks(self._inline_routes)
         return delivered
@@ -325,7 +330,7 @@ class Pipeline:
         self._send_wake = threading.Event()
         self._settled = threading.Condition()
         self._build_lock = threading.Lock()
-        self._send_lock = threading.Lock()
+        self._send_locks = [threading.Lock() for _ in range(SENDERS)]
         self._held_for_fork = []
         self._drain_lock = threading.Lock()
         self._inline_lock = threading.Lock()
@@ -334,7 +339,7 @@ class Pipeline:
             route.reset_after_fork()
         for route in self._inline_routes:
             self._start_sink(route)
-        self._thread = self._sender = None
+        self._thread, self._senders = None, []
         if not self._closed and (self._background_routes or any(r.spool for r in self._routes)):
             self._start_thread()
 
@@ -344,17 +349,25 @@ class Pipeline:
         """Start the shipper: a builder thread, and a sender thread when there are background
         routes, so that building the next batch overlaps the network round trip of the last."""
         if self._background_routes:
-            self._sender = threading.Thread(
-                target=self._send_loop, name="dxtrack-sender", daemon=True
-            )
-            self._sender.start()
+            self._sinks_started = threading.Event()
+            self._senders = [
+                threading.Thread(
+                    target=self._send_loop,
+                    args=(lock, i == 0),
+                    name=f"dxtrack-sender-{i}",
+                    daemon=True,
+                )
+                for i, lock in enumerate(self._send_locks)
+            ]
+            for sender in self._senders:
+                sender.start()
         self._thread = threading.Thread(target=self._run, name="dxtrack-shipper", daemon=True)
         self._thread.start()
 
     def before_fork(self, timeout: float) -> None:
         """Pause the caller's inline sends, the builder and the sender (each for at most
         ``timeout`` seconds) until ``after_fork_in_parent``."""
-        for lock in (self._inline_lock, self._build_lock, self._send_lock):
+        for lock in (self._inline_lock, self._build_lock, *self._send_locks):
             if lock.acquire(timeout=timeout):
                 self._held_for_fork.append(lock)
 
@@ -364,17 +377,20 @@ class Pipeline:
         for lock in held:
             lock.release()
 
-    def _send_loop(self) -> None:
-        with self._send_lock:
-            for route in self._background_routes:
-                self._start_sink(route)
+    def _send_loop(self, lock: threading.Lock, starts_sinks: bool) -> None:
+        if starts_sinks:
+            with lock:
+                for route in self._background_routes:
+                    self._start_sink(route)
+            self._sinks_started.set()
+        self._sinks_started.wait()
         while not self._closed:
             self._send_wake.wait(self._next_send_wait())
             self._send_wake.clear()
             if not any(route.pending for route in self._background_routes):
                 continue
             try:
-                with self._send_lock:
+                with lock:
                     for route in self._background_routes:
                         self._send_due(route, time.monotonic())
                         self._expire(route, time.monotonic())
@@ -386,7 +402,6 @@ class Pipeline:
                     exc,
                 )
             self._wake.set()  # the builder takes stock: more to build, settled, replay
-        self._close_sinks(self._background_routes)
 
     def _next_send_wait(self) -> float:
         now = time.monotonic()
@@ -512,13 +527,18 @@ class Pipeline:
             return
         while True:
             with route.lock:
-                if not route.pending:
+                if not route.pending or route.calls_in_flight >= route.sink.limits.max_in_flight:
+                    return
+                if time.monotonic() < route.retry_at:  # another sender's call just failed
                     return
                 call = next(calls(route.pending, route.sink.limits))
                 for _ in call:
                     route.pending.popleft()
                 route.pending_bytes -= sum(len(item.data) for item in call)
-                route.inflight = call
+                route.inflight.extend(call)
+                route.calls_in_flight += 1
+                if route.pending:  # another sender may take the next call meanwhile
+                    self._send_wake.set()
             started = time.monotonic()
             for item in call:
                 item.first_try = item.first_try or started
@@ -554,7 +574,9 @@ class Pipeline:
         for item in delivered:
             self._resolve_ticket(route, item)
         with route.lock:
-            route.inflight = []
+            done = {id(item) for item in call}
+            route.inflight = [item for item in route.inflight if id(item) not in done]
+            route.calls_in_flight -= 1
             if not self._closed:
                 route.pending.extendleft(reversed(failed))
                 route.pending_bytes += sum(len(item.data) for item in failed)

@@ -27,6 +27,8 @@ class Limits:
     max_items_per_call: int
     max_call_bytes: int
     pack_lines: bool
+    max_in_flight: int = 1
+    """How many calls may be in flight at once (from different sender threads)."""
 
 
 class Sink(Protocol):

@@ -20,6 +20,7 @@ FIREHOSE_LIMITS = Limits(
     max_items_per_call=500,
     max_call_bytes=4 * 1024 * 1024,
     pack_lines=True,
+    max_in_flight=2,
 )
 """Firehose's quotas: 1,000 KiB a record, 500 records and 4 MiB a PutRecordBatch."""
 
