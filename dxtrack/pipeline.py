@@ -5,8 +5,9 @@ The shipper, one per process, is two daemon threads:
 
 - the builder (``dxtrack-shipper``) builds the JSON lines and packs them for each sink, and
   replays the spool once a sink takes records again;
-- the sender (``dxtrack-sender``) sends, retries failed items with exponential backoff and
-  jitter, and spools what can't be delivered within the retry budget.
+- the senders (``dxtrack-sender-0`` and ``-1``) send, retry failed items with exponential
+  backoff and jitter, and spool what can't be delivered within the retry budget; a sink whose
+  limits allow it (Firehose) has two calls in flight at once.
 
 So building the next batch overlaps the network round trip of the last. Routes marked
 ``inline`` are delivered on the caller's thread instead, before the tracking call returns

@@ -61,5 +61,5 @@ class Sink(Protocol):
         ...
 
     def close(self) -> None:
-        """Release connections and files. Called once, on the thread that used the sink."""
+        """Release connections and files. Called once, after the last send."""
         ...
