@@ -121,6 +121,8 @@ def current_client() -> Client:
 
 
 def _after_fork_in_child() -> None:
+    global _hooks_lock
+    _hooks_lock = threading.Lock()  # the parent may have held it at the fork
     try:
         _client.reset_after_fork()
     except Exception as exc:  # a child must start even if tracking can't

@@ -7,6 +7,7 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,26 +36,23 @@ def default_spool_dir() -> str:
 
 
 def sink_factories(config: Config) -> list[SinkFactory]:
-    factories: list[SinkFactory] = []
+    """The sinks ``config`` asks for: local files in stage test, else Firehose (inline when
+    ``use_async_requests`` is off); and Papertrail, in the background, when configured."""
+    factories: list[SinkFactory]
     if config.stage == "test":
         from dxtrack.sinks.jsonl_file import JsonlFileSink
 
-        for kind in (ERROR, METRIC):
-            factories.append(
-                (lambda kind=kind: JsonlFileSink(config.output_dir, kind), True)  # type: ignore[misc]
-            )
+        factories = [
+            (partial(JsonlFileSink, config.output_dir, kind), True) for kind in (ERROR, METRIC)
+        ]
     else:
         from dxtrack.sinks.firehose import FirehoseSink
 
-        for kind, stream in ((ERROR, config.error_stream), (METRIC, config.metric_stream)):
-            factories.append(
-                (
-                    lambda kind=kind, stream=stream: FirehoseSink(  # type: ignore[misc]
-                        stream, kind, config
-                    ),
-                    not config.use_async_requests,
-                )
-            )
+        streams = ((ERROR, config.error_stream), (METRIC, config.metric_stream))
+        factories = [
+            (partial(FirehoseSink, stream, kind, config), not config.use_async_requests)
+            for kind, stream in streams
+        ]
     if config.ships_to_papertrail:
         from dxtrack.sinks.papertrail import papertrail_sink_factory
 
