@@ -49,8 +49,8 @@ def configure(
         papertrail_hostport: also send a live view to Papertrail, ``host:port``.
         use_async_requests: send in the background (default); False waits for delivery.
         **more: ``region_name``, ``error_stream``, ``metric_stream``, ``output_dir``,
-            ``spool_dir``, ``max_buffer``, ``flush_interval``, ``exit_timeout``,
-            ``retry_budget``; see the README.
+            ``spool_dir``, ``max_spool_bytes``, ``max_buffer``, ``flush_interval``,
+            ``exit_timeout``, ``retry_budget``, and the ``papertrail_*`` options; see the README.
 
     Raises:
         ValueError: an argument is invalid; the message names it.

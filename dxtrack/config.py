@@ -49,6 +49,7 @@ class Config:
     flush_interval: float = 0.5
     exit_timeout: float = 5.0
     retry_budget: float = 30.0
+    max_spool_bytes: int = 1 << 30
 
     @property
     def ships_to_papertrail(self) -> bool:
@@ -159,6 +160,7 @@ def build_config(
     flush_interval: float | None = None,
     exit_timeout: float | None = None,
     retry_budget: float | None = None,
+    max_spool_bytes: int | None = None,
 ) -> Config:
     """Validate the arguments of ``configure()`` and fill in the rest from the environment."""
     context = context if context is not None else _env_str(env.DXTRACK_CONTEXT)
@@ -260,4 +262,13 @@ def build_config(
         flush_interval=_number("flush_interval", flush_interval, env.DXTRACK_FLUSH_INTERVAL, 0.5),
         exit_timeout=_number("exit_timeout", exit_timeout, env.DXTRACK_EXIT_TIMEOUT, 5.0),
         retry_budget=_number("retry_budget", retry_budget, env.DXTRACK_RETRY_BUDGET, 30.0),
+        max_spool_bytes=int(
+            _number(
+                "max_spool_bytes",
+                max_spool_bytes,
+                env.DXTRACK_MAX_SPOOL_BYTES,
+                1 << 30,
+                whole=True,
+            )
+        ),
     )

@@ -65,6 +65,10 @@ DXTRACK_OUTPUT_DIR = "DXTRACK_OUTPUT_DIR"
 DXTRACK_SPOOL_DIR = "DXTRACK_SPOOL_DIR"
 """``spool_dir``: the disk spool. Default: a per-user cache directory."""
 
+DXTRACK_MAX_SPOOL_BYTES = "DXTRACK_MAX_SPOOL_BYTES"
+"""``max_spool_bytes``: the spool's size on disk, per destination, past which records are dropped
+and counted (so that a long outage can't fill the disk). Default 1 GiB."""
+
 DXTRACK_MAX_BUFFER = "DXTRACK_MAX_BUFFER"
 """``max_buffer``: records held in memory before new ones go to the disk spool."""
 

@@ -217,7 +217,10 @@ class Pipeline:
             self._wake.set()
 
     def _send_inline(self, route: Route, call: list[Item]) -> None:
-        for attempt in range(INLINE_ATTEMPTS):
+        # If it failed moments ago, spool at once, and try again only after the backoff.
+        in_backoff = route.attempt and time.monotonic() < route.retry_at
+        attempts = 0 if in_backoff else INLINE_ATTEMPTS
+        for attempt in range(attempts):
             try:
                 failed = set(route.sink.send([item.data for item in call]))
             except PermanentSendError as exc:
@@ -233,10 +236,14 @@ class Pipeline:
             self.stats.add("delivered", delivered)
             call = [item for i, item in enumerate(call) if i in failed]
             if not call:
+                route.attempt = 0
                 return
             self.stats.add("retried", sum(item.lines for item in call))
-            if attempt + 1 < INLINE_ATTEMPTS:
+            if attempt + 1 < attempts:
                 time.sleep(_backoff(attempt))
+        if attempts:  # the next try, and the replay of the spool, wait for the backoff
+            route.attempt += 1
+            route.retry_at = time.monotonic() + _backoff(route.attempt)
         for item in call:
             self._spool_or_drop(route, item.data, item.lines, "send_failed")
 
@@ -628,8 +635,11 @@ class Pipeline:
     def _replay(self, route: Route) -> None:
         """Once the sink works, send back what was spooled for it, one segment at a time."""
         spool = route.spool
-        if spool is None or route.attempt or time.monotonic() < route.blocked_until:
+        now = time.monotonic()
+        if spool is None or now < route.blocked_until:
             return
+        if route.attempt and (not route.inline or now < route.retry_at):
+            return  # a background sink is probed by the sender; an inline one after backoff
         if route.pending or route.replaying:
             return
         if not (route.replay_due or spool.unreplayed):

@@ -37,8 +37,14 @@ class Segment:
 class Spool:
     """Lines that could not be delivered, kept on disk for one destination."""
 
-    def __init__(self, directory: Path, stats: Counters, log_once: LogOnce) -> None:
+    def __init__(
+        self, directory: Path, stats: Counters, log_once: LogOnce, max_bytes: int = 1 << 30
+    ) -> None:
         self.directory = directory
+        self.max_bytes = max_bytes
+        """Past this many bytes on disk, new records are dropped (and counted), so that an
+        outage can't fill the host's disk."""
+        self._size: int | None = None  # bytes of segments on disk, counted at the first append
         self._stats = stats
         self._log_once = log_once
         self._lock = threading.Lock()
@@ -60,6 +66,19 @@ class Spool:
         if not data:
             return True
         with self._lock:
+            if self._size is None:
+                self._size = self._disk_size()
+            if self._size + len(data) > self.max_bytes:
+                self._stats.drop("spool_full", lines)
+                self._log_once(
+                    f"spool-full:{self.directory}",
+                    logging.ERROR,
+                    "dxtrack: the spool in %s is full (max_spool_bytes=%d); records that can't "
+                    "be delivered are being dropped and counted",
+                    self.directory,
+                    self.max_bytes,
+                )
+                return False
             try:
                 if self._fd is None or self._written >= SEGMENT_BYTES:
                     self._open_segment()
@@ -68,6 +87,7 @@ class Spool:
                 while view:
                     view = view[os.write(self._fd, view) :]
                 self._written += len(data)
+                self._size += len(data)
             except OSError as exc:
                 self._stats.drop("spool_write_failed", lines)
                 self._log_once(
@@ -136,9 +156,12 @@ class Spool:
         """Delete ``segment`` (its lines were delivered or spooled again) or keep it, and unlock."""
         try:
             if delete:
+                size = _file_size(segment.path)
                 segment.path.unlink(missing_ok=True)
                 with self._lock:
                     self._own.pop(segment.path.name, None)
+                    if self._size is not None:
+                        self._size = max(self._size - size, 0)
         finally:
             os.close(segment.fd)
 
@@ -168,6 +191,12 @@ class Spool:
             )
         return good
 
+    def _disk_size(self) -> int:
+        try:
+            return sum(_file_size(path) for path in self.directory.glob("seg-*.jsonl"))
+        except OSError:
+            return 0
+
     def reset_after_fork(self) -> None:
         """In a forked child: forget the parent's open segment and start segments of its own."""
         if self._fd is not None:
@@ -177,6 +206,13 @@ class Spool:
         self._writer_id = os.urandom(4).hex()
         self._segments = 0
         self._own = {}
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _mtime(path: Path) -> float:

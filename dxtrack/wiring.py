@@ -75,7 +75,8 @@ def routes(
         route = Route(make_sink, inline=inline, spool=None, max_pending_bytes=MAX_PENDING_BYTES)
         if route.sink.durable:
             root = config.spool_dir if config.spool_dir is not None else default_spool_dir()
-            route.spool = Spool(spool_path(root, route.sink.name), counters, log_once)
+            directory = spool_path(root, route.sink.name)
+            route.spool = Spool(directory, counters, log_once, config.max_spool_bytes)
         made.append(route)
     return made
 

@@ -607,3 +607,20 @@ def test_default_spool_dir_is_the_per_user_cache(monkeypatch: pytest.MonkeyPatch
         "/tmp/dxtrack-cache-test/dxtrack/spool/firehose_e",
         "/tmp/dxtrack-cache-test/dxtrack/spool/firehose_m",
     ]
+
+
+def test_spool_is_capped_and_the_excess_counted(streams: Streams, tmp_path: Path) -> None:
+    """During an outage the spool stops at max_spool_bytes; what doesn't fit is counted as
+    dropped (spool_full), so a long outage can't fill the disk."""
+    spool = tmp_path / "spool-capped"
+    streams.delete_bucket()
+    dxtrack.configure(
+        **streams.settings(use_async_requests=False, spool_dir=spool, max_spool_bytes=20_000)
+    )
+    for i in range(200):  # about 330 bytes each: 66 kB in all
+        dxtrack.metric("capped", i)
+    stats = dxtrack.stats()
+    on_disk = sum(p.stat().st_size for p in spool.rglob("seg-*.jsonl"))
+    assert on_disk <= 20_000
+    assert stats["spooled"] > 0 and stats["dropped.spool_full"] > 0
+    assert stats["dropped"] == stats["dropped.spool_full"]
