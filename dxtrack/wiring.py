@@ -29,7 +29,10 @@ SinkFactory = tuple[Callable[[], Sink], bool]
 
 
 def default_spool_dir() -> str:
-    """The per-user cache directory for the spool."""
+    """The per-user cache directory for the spool; on AWS Lambda, whose home is read-only,
+    ``/tmp/dxtrack/spool``."""
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return "/tmp/dxtrack/spool"
     import platformdirs
 
     return str(platformdirs.user_cache_path("dxtrack") / "spool")

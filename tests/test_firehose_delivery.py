@@ -607,6 +607,8 @@ def test_default_spool_dir_is_the_per_user_cache(monkeypatch: pytest.MonkeyPatch
         "/tmp/dxtrack-cache-test/dxtrack/spool/firehose_e",
         "/tmp/dxtrack-cache-test/dxtrack/spool/firehose_m",
     ]
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "thumbnailer")  # its home is read-only
+    assert default_spool_dir() == "/tmp/dxtrack/spool"
 
 
 def test_spool_is_capped_and_the_excess_counted(streams: Streams, tmp_path: Path) -> None:
