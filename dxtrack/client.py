@@ -33,10 +33,10 @@ def _value(value: object) -> float:
         raise ValueError(f"value must be a number, got {type(value).__name__}: {value!r}") from None
 
 
-def _metadata(metadata: object, name: str = "metadata") -> dict[str, Any]:
+def _metadata(metadata: object) -> dict[str, Any]:
     if isinstance(metadata, Mapping):
         return dict(metadata)
-    raise ValueError(f"{name} must be a dict, got {type(metadata).__name__}: {metadata!r}")
+    raise ValueError(f"metadata must be a dict, got {type(metadata).__name__}: {metadata!r}")
 
 
 class Client:

@@ -201,7 +201,7 @@ class Pipeline:
             self.max_buffer,
         )
         for route in self._routes:
-            mine = [data for kind, data in lines if kind in route.sink.kinds]
+            mine = _lines_for(route, lines)
             self._spool_or_drop(route, b"".join(mine), len(mine), "buffer_full")
 
     def deliver_inline(self, events: Iterable[Event]) -> None:
@@ -209,7 +209,7 @@ class Pipeline:
         with self._inline_lock:
             lines = self._build_all(events)
             for route in self._inline_routes:
-                items = pack([d for k, d in lines if k in route.sink.kinds], route.sink.limits)
+                items = pack(_lines_for(route, lines), route.sink.limits)
                 for call in calls(items, route.sink.limits):
                     self._send_inline(route, call)
         if self._background_routes:
@@ -303,7 +303,7 @@ class Pipeline:
                 route.pending.clear()
                 route.inflight = []
                 route.pending_bytes = 0
-            left.extend(pack([d for k, d in lines if k in route.sink.kinds], route.sink.limits))
+            left.extend(pack(_lines_for(route, lines), route.sink.limits))
             for item in left:
                 self._spool_or_drop(route, item.data, item.lines, "exit_timeout")
             if route.spool is not None:
@@ -502,8 +502,7 @@ class Pipeline:
             if not lines:
                 return taken
             for route in self._background_routes:
-                kinds = route.sink.kinds
-                mine = [data for kind, data in lines if kind in kinds]
+                mine = _lines_for(route, lines)
                 if mine:
                     self._enqueue(route, pack(mine, route.sink.limits))
             return taken
@@ -733,6 +732,12 @@ class Pipeline:
 
     def _forget_problems(self, route: Route) -> None:
         self._log_once.forget(f"permanent:{route.name}")
+
+
+def _lines_for(route: Route, lines: Iterable[Line]) -> list[bytes]:
+    """The lines of the record kinds ``route``'s sink takes."""
+    kinds = route.sink.kinds
+    return [data for kind, data in lines if kind in kinds]
 
 
 def _pop_all(queue: deque[T]) -> list[T]:

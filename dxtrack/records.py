@@ -61,18 +61,9 @@ class RecordBuilder:
             return dict(metadata)
         return {**self._defaults, **metadata}
 
-    def record(self, event: Event, seq: int) -> tuple[str, dict[str, Any]]:
-        """The record of ``event`` as a dict, without its ``id``."""
-        if event[0] == METRIC:
-            _, now, name, value, metadata, timestamp = event
-            return METRIC, {
-                **self._common,
-                "metadata": self._metadata(metadata),
-                "metric_name": name if name.__class__ is str else tracebacks.safe_str(name),
-                "seq": seq,
-                "timestamp": now if timestamp is None else unix_time(timestamp),
-                "value": value,
-            }
+    def _error_record(self, event: Event, seq: int) -> dict[str, Any]:
+        """The record of an error event as a dict, without its ``id`` (metrics are built inline,
+        in ``build_many``)."""
         _, now, exc_type, text, trace, metadata = event
         record = {
             **self._common,
@@ -83,7 +74,7 @@ class RecordBuilder:
         if exc_type is None:
             record["exception"] = {"type": None, "value": None, "traceback": None}
             record["fingerprint"] = None
-            return ERROR, record
+            return record
         name = tracebacks.type_name(exc_type)
         record["exception"] = {
             "type": name,
@@ -91,7 +82,7 @@ class RecordBuilder:
             "traceback": tracebacks.format(name, text, trace) if trace is not None else None,
         }
         record["fingerprint"] = tracebacks.fingerprint(name, trace)
-        return ERROR, record
+        return record
 
     def build_many(
         self, events: Iterable[Event], next_seq: Callable[[], int]
@@ -121,7 +112,7 @@ class RecordBuilder:
                     }
                     kind = METRIC
                 else:
-                    kind, record = self.record(event, next_seq())
+                    kind, record = ERROR, self._error_record(event, next_seq())
                 try:
                     body = dumps(record, default=readable, option=options)
                 except Exception:
@@ -135,17 +126,11 @@ class RecordBuilder:
         return lines, failures
 
     def build(self, event: Event, seq: int) -> tuple[str, bytes]:
-        """The finished JSON line of ``event`` (ending in ``\\n``) and its kind."""
-        kind, record = self.record(event, seq)
-        return kind, self.finish(record)
-
-    def finish(self, record: dict[str, Any]) -> bytes:
-        """Serialise ``record``, add its content-hash ``id`` and keep it under the size limit."""
-        body = jsonsafe.dumps(record)
-        if len(body) > self._max_line_bytes:
-            body = self._shortened(record)
-        digest = xxh3_128_hexdigest(body).encode()
-        return b"".join((body[:-1], b',"id":"', digest, b'"}\n'))
+        """The finished JSON line of one event (ending in ``\\n``) and its kind."""
+        lines, failures = self.build_many((event,), lambda: seq)
+        if failures:
+            raise failures[0]
+        return lines[0]
 
     def _shortened(self, record: dict[str, Any]) -> bytes:
         plain = jsonsafe.to_jsonable(record)
