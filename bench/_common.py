@@ -107,12 +107,17 @@ class PutRecordBatchLog:
         import botocore.handlers
 
         botocore.handlers.BUILTIN_HANDLERS.append(
-            ("before-parameter-build.firehose.PutRecordBatch", self._observe)
+            ("before-call.firehose.PutRecordBatch", self._observe)
         )
 
     def _observe(self, params: dict[str, Any], **_: Any) -> None:
+        """Reads the request body as it goes out (base64 records in JSON)."""
+        import base64
+        import json
+
+        records = json.loads(params["body"])["Records"]
         with self.lock:
-            self.calls.append([len(r["Data"]) for r in params["Records"]])
+            self.calls.append([len(base64.b64decode(r["Data"])) for r in records])
 
 
 def billed_bytes(record_sizes: list[int]) -> int:

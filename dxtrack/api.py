@@ -74,9 +74,9 @@ def configure(
     _client.configure(config, _sink_override)
 
 
-error = _client.error
+error = _client.error_entry
 errors = _client.errors
-metric = _client.metric
+metric = _client.metric_entry
 flush_metrics_buffer = _client.flush_metrics_buffer
 flush = _client.flush
 shutdown = _client.close

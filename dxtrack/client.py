@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import warnings
@@ -10,10 +11,11 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from time import time as _now
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dxtrack import tracebacks
 from dxtrack.counters import Counters
+from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
 from dxtrack.events import ERROR, EVENT_WIDTH, METRIC, Event, pop_events
 from dxtrack.log import LogOnce, logger
 
@@ -22,14 +24,42 @@ if TYPE_CHECKING:
     from dxtrack.pipeline import Pipeline
     from dxtrack.wiring import SinkFactory
 
+try:  # the compiled fast path of metric() and error(), when it was built at install
+    from dxtrack import _hotpath
+except ImportError:  # pragma: no cover - the pure-Python methods then do everything
+    _hotpath = None  # type: ignore[assignment]
+
 FORK_WAIT_SECONDS = 2.0
 """How long a ``fork()`` waits for the shipper to pause (between batches) at most."""
+
+
+class MetricFunction(Protocol):
+    """The signature of ``dxtrack.metric``."""
+
+    def __call__(
+        self,
+        metric_name: str,
+        value: float,
+        metadata: Mapping[str, Any] | None = None,
+        timestamp: datetime | None = None,
+    ) -> None: ...
+
+
+class ErrorFunction(Protocol):
+    """The signature of ``dxtrack.error``."""
+
+    def __call__(self, metadata: Mapping[str, Any] | None = None) -> None: ...
+
+
+def compiled_fast_path() -> bool:
+    """Whether ``metric()`` and ``error()`` use the compiled fast path (``dxtrack._hotpath``)."""
+    return _hotpath is not None and os.environ.get(DXTRACK_PURE_PYTHON, "") in ("", "0")
 
 
 def _value(value: object) -> float:
     try:
         return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"value must be a number, got {type(value).__name__}: {value!r}") from None
 
 
@@ -43,8 +73,9 @@ class Client:
     """The process's one client. ``configure()`` points it at a configuration and a pipeline;
     before that, tracking calls do nothing and warn once.
 
-    ``dxtrack.metric`` and the other module functions are this object's bound methods, so a
-    tracking call costs one Python call and the fast path of ``metric()`` does no call at all.
+    ``dxtrack.metric`` and ``dxtrack.error`` are ``metric_entry`` and ``error_entry``: the
+    compiled fast path in front of the methods of those names when it was built, else the
+    methods themselves. The other module functions are this object's bound methods.
     """
 
     def __init__(self) -> None:
@@ -55,6 +86,16 @@ class Client:
         self._held: deque[Any] | None = None
         self._lock = threading.RLock()
         self._warned = False
+        self._compiled: tuple[_hotpath.Entry, _hotpath.Entry] | None = None
+        self.metric_entry: MetricFunction = self.metric
+        self.error_entry: ErrorFunction = self.error
+        if compiled_fast_path():
+            namespace = globals()  # the Entry reads _now from here per call: freezegun patches it
+            self._compiled = (
+                _hotpath.Entry(self.metric, METRIC, namespace, "_now"),
+                _hotpath.Entry(self.error, ERROR, namespace, "_now"),
+            )
+            self.metric_entry, self.error_entry = self._compiled
         self._set_fast_path()
 
     # ---- configuration ----------------------------------------------------------------------
@@ -84,15 +125,21 @@ class Client:
         self._fast_limit = 0
         self._error_buffer: Any = ()
         self._error_limit = 0
-        if pipeline is None or self.config is None:
-            return
-        if not pipeline.has_inline:
-            self._error_buffer, self._error_limit = pipeline.buffer, pipeline.wake_slots
-        if self._held is not None:
-            self._fast_buffer = self._held
-            self._fast_limit = (self.config.max_buffer - 1) * EVENT_WIDTH
-        elif not pipeline.has_inline:
-            self._fast_buffer, self._fast_limit = pipeline.buffer, pipeline.wake_slots
+        if pipeline is not None and self.config is not None:
+            if not pipeline.has_inline:
+                self._error_buffer, self._error_limit = pipeline.buffer, pipeline.wake_slots
+            if self._held is not None:
+                self._fast_buffer = self._held
+                self._fast_limit = (self.config.max_buffer - 1) * EVENT_WIDTH
+            elif not pipeline.has_inline:
+                self._fast_buffer, self._fast_limit = pipeline.buffer, pipeline.wake_slots
+        if self._compiled is not None:
+            compiled_metric, compiled_error = self._compiled
+            for entry, buffer, limit in (
+                (compiled_metric, self._fast_buffer, self._fast_limit),
+                (compiled_error, self._error_buffer, self._error_limit),
+            ):
+                entry.route(buffer if isinstance(buffer, deque) else None, limit)
 
     def _not_configured(self) -> None:
         if not self._warned:

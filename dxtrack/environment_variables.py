@@ -80,3 +80,7 @@ DXTRACK_EXIT_TIMEOUT = "DXTRACK_EXIT_TIMEOUT"
 
 DXTRACK_RETRY_BUDGET = "DXTRACK_RETRY_BUDGET"
 """``retry_budget``: seconds a batch is retried before it is spooled."""
+
+DXTRACK_PURE_PYTHON = "DXTRACK_PURE_PYTHON"
+"""Set to ``1`` (before ``import dxtrack``) to leave the compiled fast path of ``metric()`` and
+``error()`` unused. Not a ``configure()`` option: for comparing and debugging the two paths."""

@@ -7,6 +7,7 @@ registers, so the SDK's own clients carry them without any test-only code in dxt
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import uuid
@@ -53,26 +54,32 @@ class CallLog:
 
 
 class Hooks:
-    """Installed once per test session; tests set ``before_call``/``after_call`` to interfere."""
+    """Installed once per test session; tests set ``before_call``/``after_call`` to interfere.
+
+    They look at the request as it goes out: the JSON body botocore signs and sends, decoded.
+    """
 
     def __init__(self) -> None:
         self.log = CallLog()
         self.before_call: Callable[[dict[str, Any]], tuple[Any, dict[str, Any]] | None] | None = (
             None
         )
-        self.rewrite_params: Callable[[dict[str, Any]], None] | None = None
+        self.rewrite_records: Callable[[list[bytes]], list[bytes] | None] | None = None
         self.after_call: Callable[[Any, dict[str, Any]], None] | None = None
 
     def reset(self) -> None:
         self.log = CallLog()
-        self.before_call = self.rewrite_params = self.after_call = None
-
-    def _on_params(self, params: dict[str, Any], **_: Any) -> None:
-        self.log.observe(params["DeliveryStreamName"], [r["Data"] for r in params["Records"]])
-        if self.rewrite_params is not None:
-            self.rewrite_params(params)
+        self.before_call = self.rewrite_records = self.after_call = None
 
     def _on_before_call(self, params: dict[str, Any], **_: Any) -> Any:
+        request = json.loads(params["body"])
+        records = [base64.b64decode(record["Data"]) for record in request["Records"]]
+        self.log.observe(request["DeliveryStreamName"], records)
+        if self.rewrite_records is not None:
+            rewritten = self.rewrite_records(records)
+            if rewritten is not None:
+                request["Records"] = [{"Data": base64.b64encode(d).decode()} for d in rewritten]
+                params["body"] = json.dumps(request).encode()
         if self.before_call is not None:
             return self.before_call(params)
         return None
@@ -83,7 +90,6 @@ class Hooks:
 
     def install(self) -> None:
         handlers = botocore.handlers.BUILTIN_HANDLERS
-        handlers.append(("before-parameter-build.firehose.PutRecordBatch", self._on_params))
         handlers.append(("before-call.firehose.PutRecordBatch", self._on_before_call))
         handlers.append(("after-call.firehose.PutRecordBatch", self._on_after_call))
 

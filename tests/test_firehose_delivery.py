@@ -182,14 +182,13 @@ def test_only_failed_entries_are_sent_again(streams: Streams, firehose_calls: Ho
     """FailedPutCount > 0: the entries Firehose refused, and only those, are sent again."""
     first_call: dict[str, Any] = {}
 
-    def fail_half(params: dict[str, Any]) -> None:
+    def fail_half(records: list[bytes]) -> list[bytes] | None:
         if first_call:
-            return
-        records = params["Records"]
-        first_call["failed"] = [r["Data"] for i, r in enumerate(records) if i % 2]
-        first_call["accepted"] = [r["Data"] for i, r in enumerate(records) if not i % 2]
+            return None
+        first_call["failed"] = [data for i, data in enumerate(records) if i % 2]
+        first_call["accepted"] = [data for i, data in enumerate(records) if not i % 2]
         first_call["size"] = len(records)
-        params["Records"] = [r for i, r in enumerate(records) if not i % 2]
+        return first_call["accepted"]  # type: ignore[no-any-return]
 
     def report_failures(http_response: Any, parsed: dict[str, Any]) -> None:
         if "answered" in first_call or "size" not in first_call:
@@ -204,7 +203,7 @@ def test_only_failed_entries_are_sent_again(streams: Streams, firehose_calls: Ho
         ]
         parsed["FailedPutCount"] = first_call["size"] // 2
 
-    firehose_calls.rewrite_params = fail_half
+    firehose_calls.rewrite_records = fail_half
     firehose_calls.after_call = report_failures
     dxtrack.configure(**streams.settings(flush_interval=0.5))
     for i in range(12_000):  # several Firehose records of 1,000 KiB in one call
@@ -480,14 +479,14 @@ def test_connection_errors_are_retried(
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
     refused = threading.Event()
 
-    def watch(params: dict[str, Any]) -> None:
+    def watch(records: list[bytes]) -> None:
         if dxtrack.stats()["retried"]:
             refused.set()
 
     dxtrack.configure(**streams.settings())
     for i in range(200):
         dxtrack.metric("refused", i)
-    firehose_calls.rewrite_params = watch
+    firehose_calls.rewrite_records = watch
     while not refused.wait(0.05):  # until a send has failed and a retry comes
         assert dxtrack.stats()["delivered"] == 0
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

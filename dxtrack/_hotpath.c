@@ -1,0 +1,510 @@
+/* dxtrack._hotpath: the caller's side of metric() and error(), compiled.
+ *
+ * An Entry wraps the pure-Python method of the same name (its "fallback") and takes the common
+ * case itself: a float or int value, metadata that is None or a plain dict, no timestamp, and
+ * room below the buffer's wake-up mark. It then appends the same flat event the Python method
+ * would (see dxtrack/events.py) with one deque.extend. Anything else -- odd arguments, a full
+ * buffer, an exception with a cause or context, an unconfigured client -- goes to the fallback,
+ * unchanged, so both paths give the same records and raise the same errors.
+ *
+ * Thread safety: under the GIL, nothing between reading the buffer and extending it runs Python
+ * code, so a concurrent route() (reconfiguration) can't slip in between.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+#include <structmember.h>
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *fallback;  /* the pure-Python method: same signature, every check */
+    PyObject *kind;      /* the event's first field: "metric" or "error" */
+    PyObject *clock;     /* the namespace (a dict) that holds the clock ... */
+    PyObject *clock_name;/* ... under this name; looked up per call so freezegun can patch it */
+    PyObject *buffer;    /* the deque to append to, or NULL: always the fallback */
+    PyObject *extend;    /* buffer.extend */
+    Py_ssize_t limit;    /* take the fast path while len(buffer) < limit */
+} Entry;
+
+static PyObject *str_metric_name, *str_value, *str_metadata, *str_timestamp;
+
+static PyObject *
+call_fallback(Entry *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+}
+
+static int
+name_is(PyObject *name, PyObject *wanted)
+{
+    return name == wanted || (PyUnicode_Check(name) && PyUnicode_Compare(name, wanted) == 0);
+}
+
+/* Sort positional and keyword arguments into slots; 0 when the call is unusual (too many
+ * arguments, an unknown or repeated keyword): the fallback then reports it as Python would. */
+static int
+bind(PyObject *const *args, size_t nargsf, PyObject *kwnames, PyObject **names, int count,
+     PyObject **slots)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs > count) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        slots[i] = args[i];
+    }
+    if (kwnames == NULL) {
+        return 1;
+    }
+    Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        int found = 0;
+        for (int i = 0; i < count; i++) {
+            if (name_is(key, names[i])) {
+                if (slots[i] != NULL) {
+                    return 0;
+                }
+                slots[i] = args[nargs + k];
+                found = 1;
+                break;
+            }
+        }
+        if (!found) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A new reference to a copy of plain-dict metadata, to Py_None for none, or NULL (no error
+ * set) when the fallback must handle it. */
+static PyObject *
+copy_metadata(PyObject *metadata)
+{
+    if (metadata == NULL || metadata == Py_None) {
+        Py_INCREF(Py_None);
+        return Py_None;
+    }
+    if (!PyDict_CheckExact(metadata)) {
+        return NULL;
+    }
+    PyObject *copy = PyDict_Copy(metadata);
+    if (copy == NULL) {
+        PyErr_Clear();
+    }
+    return copy;
+}
+
+/* The clock's reading as a new float reference, or NULL with no error set. */
+static PyObject *
+now(Entry *self)
+{
+    PyObject *clock = PyDict_GetItemWithError(self->clock, self->clock_name);
+    if (clock == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *reading = PyObject_CallNoArgs(clock);
+    if (reading == NULL) {
+        PyErr_Clear();
+    }
+    return reading;
+}
+
+/* Append the six fields (references stolen) with one extend, if the buffer has room.
+ * Returns 1 when appended, 0 when the fallback must take the call; steals either way. */
+static int
+append_event(Entry *self, PyObject *f1, PyObject *f2, PyObject *f3, PyObject *f4, PyObject *f5)
+{
+    PyObject *event = PyTuple_New(6);
+    if (event == NULL) {
+        PyErr_Clear();
+        Py_DECREF(f1); Py_DECREF(f2); Py_DECREF(f3); Py_DECREF(f4); Py_DECREF(f5);
+        return 0;
+    }
+    Py_INCREF(self->kind);
+    PyTuple_SET_ITEM(event, 0, self->kind);
+    PyTuple_SET_ITEM(event, 1, f1);
+    PyTuple_SET_ITEM(event, 2, f2);
+    PyTuple_SET_ITEM(event, 3, f3);
+    PyTuple_SET_ITEM(event, 4, f4);
+    PyTuple_SET_ITEM(event, 5, f5);
+    /* From here to the extend, no Python code runs (see the top of this file). */
+    PyObject *buffer = self->buffer, *extend = self->extend;
+    int appended = 0;
+    if (buffer != NULL && extend != NULL) {
+        Py_ssize_t size = PyObject_Length(buffer);
+        if (size >= 0 && size < self->limit) {
+            PyObject *result = PyObject_CallOneArg(extend, event);
+            if (result != NULL) {
+                Py_DECREF(result);
+                appended = 1;
+            }
+        }
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+    }
+    Py_DECREF(event);
+    return appended;
+}
+
+static PyObject *names_metric[4];
+static PyObject *names_error[1];
+
+/* metric(metric_name, value, metadata=None, timestamp=None) */
+static PyObject *
+metric_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Entry *self = (Entry *)callable;
+    PyObject *slots[4] = {NULL, NULL, NULL, NULL};
+    if (self->buffer == NULL || !bind(args, nargsf, kwnames, names_metric, 4, slots)
+        || slots[0] == NULL || slots[1] == NULL
+        || (slots[3] != NULL && slots[3] != Py_None)) {
+        return call_fallback(self, args, nargsf, kwnames);
+    }
+    PyObject *value = slots[1];
+    if (PyFloat_CheckExact(value)) {
+        Py_INCREF(value);
+    }
+    else if (PyLong_CheckExact(value)) {
+        double number = PyLong_AsDouble(value);
+        if (number == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return call_fallback(self, args, nargsf, kwnames);
+        }
+        value = PyFloat_FromDouble(number);
+        if (value == NULL) {
+            PyErr_Clear();
+            return call_fallback(self, args, nargsf, kwnames);
+        }
+    }
+    else {
+        return call_fallback(self, args, nargsf, kwnames);
+    }
+    PyObject *metadata = copy_metadata(slots[2]);
+    if (metadata == NULL) {
+        Py_DECREF(value);
+        return call_fallback(self, args, nargsf, kwnames);
+    }
+    PyObject *time = now(self);
+    if (time == NULL) {
+        Py_DECREF(value);
+        Py_DECREF(metadata);
+        return call_fallback(self, args, nargsf, kwnames);
+    }
+    Py_INCREF(slots[0]);
+    Py_INCREF(Py_None);
+    if (!append_event(self, time, slots[0], value, metadata, Py_None)) {
+        return call_fallback(self, args, nargsf, kwnames);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+handled_exception(void)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *exc = PyErr_GetHandledException();
+    if (exc == Py_None) {
+        Py_DECREF(exc);
+        return NULL;
+    }
+    return exc;
+#else
+    PyObject *type, *value, *tb;
+    PyErr_GetExcInfo(&type, &value, &tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    if (value == Py_None) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    return value;
+#endif
+}
+
+/* The flat (code, offset, code, offset, ...) tuple of tracebacks.frames(), or NULL. */
+static PyObject *
+frames(PyObject *tb_object)
+{
+    Py_ssize_t count = 0;
+    for (PyObject *tb = tb_object; tb != NULL && tb != Py_None;
+         tb = (PyObject *)((PyTracebackObject *)tb)->tb_next) {
+        if (!PyTraceBack_Check(tb)) {
+            return NULL;
+        }
+        count++;
+    }
+    PyObject *out = PyTuple_New(2 * count);
+    if (out == NULL) {
+        return NULL;
+    }
+    Py_ssize_t i = 0;
+    for (PyTracebackObject *tb = (PyTracebackObject *)tb_object; i < 2 * count;
+         tb = tb->tb_next) {
+        PyObject *code = (PyObject *)PyFrame_GetCode(tb->tb_frame);
+        PyObject *lasti = PyLong_FromLong(tb->tb_lasti);
+        if (code == NULL || lasti == NULL) {
+            Py_XDECREF(code);
+            Py_XDECREF(lasti);
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i++, code);
+        PyTuple_SET_ITEM(out, i++, lasti);
+    }
+    return out;
+}
+
+/* error(metadata=None) */
+static PyObject *
+error_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Entry *self = (Entry *)callable;
+    PyObject *slots[1] = {NULL};
+    if (self->buffer == NULL || !bind(args, nargsf, kwnames, names_error, 1, slots)) {
+        return call_fallback(self, args, nargsf, kwnames);
+    }
+    PyObject *exc = handled_exception();
+    if (exc == NULL) {
+        PyErr_Clear();
+        return call_fallback(self, args, nargsf, kwnames);
+    }
+    PyObject *cause = PyException_GetCause(exc);
+    PyObject *context = PyException_GetContext(exc);
+    int chained = cause != NULL
+        || (context != NULL && !((PyBaseExceptionObject *)exc)->suppress_context);
+    Py_XDECREF(cause);
+    Py_XDECREF(context);
+    PyObject *metadata = chained ? NULL : copy_metadata(slots[0]);
+    if (metadata == NULL) {
+        Py_DECREF(exc);
+        return call_fallback(self, args, nargsf, kwnames);
+    }
+    PyObject *text = PyObject_Str(exc);  /* may run a user's __str__; the fallback copes if it
+                                            raises */
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyObject *trace = frames(tb);
+    Py_XDECREF(tb);
+    PyObject *time = (text != NULL && trace != NULL) ? now(self) : NULL;
+    if (time == NULL) {
+        PyErr_Clear();
+        Py_XDECREF(text);
+        Py_XDECREF(trace);
+        Py_DECREF(metadata);
+        Py_DECREF(exc);
+        return call_fallback(self, args, nargsf, kwnames);
+    }
+    PyObject *exc_type = (PyObject *)Py_TYPE(exc);
+    Py_INCREF(exc_type);
+    Py_DECREF(exc);
+    if (!append_event(self, time, exc_type, text, trace, metadata)) {
+        return call_fallback(self, args, nargsf, kwnames);
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- the Entry type ------------------------------------------------------------------- */
+
+static PyObject *
+entry_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"fallback", "kind", "clock_namespace", "clock_name", NULL};
+    PyObject *fallback, *kind, *clock, *clock_name;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OUO!U:Entry", keywords, &fallback, &kind,
+                                     &PyDict_Type, &clock, &clock_name)) {
+        return NULL;
+    }
+    vectorcallfunc call;
+    if (PyUnicode_CompareWithASCIIString(kind, "metric") == 0) {
+        call = metric_vectorcall;
+    }
+    else if (PyUnicode_CompareWithASCIIString(kind, "error") == 0) {
+        call = error_vectorcall;
+    }
+    else {
+        PyErr_SetString(PyExc_ValueError, "kind must be 'metric' or 'error'");
+        return NULL;
+    }
+    if (!PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "fallback must be callable");
+        return NULL;
+    }
+    Entry *self = (Entry *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = call;
+    Py_INCREF(fallback);
+    self->fallback = fallback;
+    Py_INCREF(kind);
+    self->kind = kind;
+    Py_INCREF(clock);
+    self->clock = clock;
+    Py_INCREF(clock_name);
+    self->clock_name = clock_name;
+    self->limit = 0;
+    return (PyObject *)self;
+}
+
+static int
+entry_traverse(Entry *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->kind);
+    Py_VISIT(self->clock);
+    Py_VISIT(self->clock_name);
+    Py_VISIT(self->buffer);
+    Py_VISIT(self->extend);
+    return 0;
+}
+
+static int
+entry_clear(Entry *self)
+{
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->kind);
+    Py_CLEAR(self->clock);
+    Py_CLEAR(self->clock_name);
+    Py_CLEAR(self->buffer);
+    Py_CLEAR(self->extend);
+    return 0;
+}
+
+static void
+entry_dealloc(Entry *self)
+{
+    PyObject_GC_UnTrack(self);
+    entry_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyDoc_STRVAR(route_doc,
+"route(buffer, limit)\n--\n\n"
+"Append to ``buffer`` (a deque) while its length is below ``limit``; ``route(None, 0)``\n"
+"sends every call to the fallback.");
+
+static PyObject *
+entry_route(Entry *self, PyObject *args)
+{
+    PyObject *buffer;
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "On:route", &buffer, &limit)) {
+        return NULL;
+    }
+    PyObject *extend = NULL;
+    if (buffer != Py_None) {
+        extend = PyObject_GetAttrString(buffer, "extend");
+        if (extend == NULL) {
+            return NULL;
+        }
+        Py_INCREF(buffer);
+    }
+    else {
+        buffer = NULL;
+    }
+    PyObject *old_buffer = self->buffer, *old_extend = self->extend;
+    self->buffer = buffer;
+    self->extend = extend;
+    self->limit = limit;
+    Py_XDECREF(old_buffer);
+    Py_XDECREF(old_extend);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+entry_get_wrapped(Entry *self, void *closure)
+{
+    Py_INCREF(self->fallback);
+    return self->fallback;
+}
+
+static PyObject *
+entry_get_fallback_attr(Entry *self, void *closure)
+{
+    return PyObject_GetAttrString(self->fallback, (const char *)closure);
+}
+
+static PyObject *
+entry_repr(Entry *self)
+{
+    return PyUnicode_FromFormat("<dxtrack %U (compiled fast path) of %R>", self->kind,
+                                self->fallback);
+}
+
+static PyMethodDef entry_methods[] = {
+    {"route", (PyCFunction)entry_route, METH_VARARGS, route_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef entry_getset[] = {
+    {"__wrapped__", (getter)entry_get_wrapped, NULL, "The pure-Python method.", NULL},
+    {"__doc__", (getter)entry_get_fallback_attr, NULL, NULL, "__doc__"},
+    {"__name__", (getter)entry_get_fallback_attr, NULL, NULL, "__name__"},
+    {"__qualname__", (getter)entry_get_fallback_attr, NULL, NULL, "__qualname__"},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef entry_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(Entry, vectorcall), READONLY, NULL},
+    {"limit", T_PYSSIZET, offsetof(Entry, limit), READONLY, "The current fast-path limit."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject EntryType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "dxtrack._hotpath.Entry",
+    .tp_basicsize = sizeof(Entry),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = entry_new,
+    .tp_dealloc = (destructor)entry_dealloc,
+    .tp_traverse = (traverseproc)entry_traverse,
+    .tp_clear = (inquiry)entry_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(Entry, vectorcall),
+    .tp_methods = entry_methods,
+    .tp_getset = entry_getset,
+    .tp_members = entry_members,
+    .tp_repr = (reprfunc)entry_repr,
+};
+
+static struct PyModuleDef hotpath_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "dxtrack._hotpath",
+    .m_doc = "The compiled caller's side of dxtrack.metric() and dxtrack.error().",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__hotpath(void)
+{
+    if (PyType_Ready(&EntryType) < 0) {
+        return NULL;
+    }
+    str_metric_name = PyUnicode_InternFromString("metric_name");
+    str_value = PyUnicode_InternFromString("value");
+    str_metadata = PyUnicode_InternFromString("metadata");
+    str_timestamp = PyUnicode_InternFromString("timestamp");
+    if (!str_metric_name || !str_value || !str_metadata || !str_timestamp) {
+        return NULL;
+    }
+    names_metric[0] = str_metric_name;
+    names_metric[1] = str_value;
+    names_metric[2] = str_metadata;
+    names_metric[3] = str_timestamp;
+    names_error[0] = str_metadata;
+    PyObject *module = PyModule_Create(&hotpath_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&EntryType);
+    if (PyModule_AddObject(module, "Entry", (PyObject *)&EntryType) < 0) {
+        Py_DECREF(&EntryType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
