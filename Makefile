@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: install system-deps lint test demo bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml dxtrack/_hotpath.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
@@ -25,8 +25,10 @@ lint: install
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
+# Twice: with the compiled fast path of metric()/error() (as installed), then without it.
 test: lint
 	$(PY) -m pytest
+	DXTRACK_PURE_PYTHON=1 $(PY) -m pytest -q
 
 demo: install
 	$(PY) examples/demo.py

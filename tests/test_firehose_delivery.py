@@ -628,3 +628,28 @@ def test_spool_is_capped_and_the_excess_counted(streams: Streams, tmp_path: Path
     assert on_disk <= 20_000
     assert stats["spooled"] > 0 and stats["dropped.spool_full"] > 0
     assert stats["dropped"] == stats["dropped.spool_full"]
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [b'{"a":1}\n', b'{"b":"\\u00e9"}\n{"c":2}\n'],
+        [bytes(range(256)), b"", b"x" * 3001],
+        [],
+    ],
+)
+def test_request_body_is_the_one_botocore_would_serialise(items: list[bytes]) -> None:
+    """The sink writes PutRecordBatch's JSON body itself (botocore's serialiser is the shipper's
+    largest cost); it must decode to exactly what botocore would have sent."""
+    import botocore.serialize
+    import botocore.session
+
+    from dxtrack.sinks.firehose import request_body
+
+    stream = 'stream-\u00e9"\\name'
+    model = botocore.session.get_session().get_service_model("firehose")
+    params = {"DeliveryStreamName": stream, "Records": [{"Data": data} for data in items]}
+    expected = botocore.serialize.create_serializer(
+        "json", include_validation=False
+    ).serialize_to_request(params, model.operation_model("PutRecordBatch"))["body"]
+    assert json.loads(request_body(stream, items)) == json.loads(expected)
