@@ -13,6 +13,7 @@ import pytest
 
 import dxtrack
 from dxtrack import api
+from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
 from dxtrack.record_schema import load_schema
 
 VALIDATORS = {
@@ -47,7 +48,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh working directory and spool, no DXTRACK_* variables, dxtrack unconfigured; and
     every record a test left in the stage-test files is checked against the schema."""
     for name in list(os.environ):
-        if name.startswith("DXTRACK_"):
+        if name.startswith("DXTRACK_") and name != DXTRACK_PURE_PYTHON:  # the run's choice
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DXTRACK_SPOOL_DIR", str(tmp_path / "spool"))

@@ -140,9 +140,9 @@ def test_bucket_deleted_then_restored_loses_nothing(
     for i in range(3_000):
         dxtrack.metric("outage", i)
     assert failed.wait(30), "the SDK met the outage"
-    assert dxtrack.stats()["retried"] > 0
     streams.create_bucket()
     assert dxtrack.flush(timeout=60) is True
+    assert dxtrack.stats()["retried"] > 0
     assert_exactly_once(streams.records("metric"), 3_000)
 
 
