@@ -84,15 +84,18 @@ def create_streams(prefix: str = "bench") -> dict[str, str]:
 def configure_against_new_streams(**settings: Any) -> str:
     """Create a bucket and streams, configure dxtrack (stage prod) to ship to them, with a spool
     of its own; return the bucket's name."""
+    import atexit
+    import shutil
     import tempfile
 
     import dxtrack
 
     streams = create_streams()
     bucket = streams.pop("bucket")
-    dxtrack.configure(
-        stage="prod", spool_dir=tempfile.mkdtemp(prefix="dxtrack-bench-"), **streams, **settings
-    )
+    spool_dir = tempfile.mkdtemp(prefix="dxtrack-bench-")
+    # Registered before configure(), so it runs after dxtrack's own exit hook has spooled.
+    atexit.register(shutil.rmtree, spool_dir, ignore_errors=True)
+    dxtrack.configure(stage="prod", spool_dir=spool_dir, **streams, **settings)
     return bucket
 
 

@@ -9,6 +9,9 @@ dxtrack runs in stage prod, shipping to a moto server in another process.
 Ratios printed:
 - metric: dxtrack.metric(name, value, metadata={3 keys}) / deque.append((name, value, {3 keys}))
 - error: (raise 10 deep + dxtrack.error(metadata=...)) - (raise 10 deep), / the same deque.append
+
+``dxtrack.metric`` and ``dxtrack.error`` are the compiled fast path when it was built; the
+pure-Python methods behind it (``current_client().metric``/``.error``) are measured too.
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ def main() -> None:
     raise_only = measure(raise_then(lambda: None), lambda: None, args.reps, args.error_calls)
 
     import dxtrack
+    import dxtrack.api
+    import dxtrack.client
 
     with moto_server_process():
         configure_against_new_streams(
@@ -96,6 +101,19 @@ def main() -> None:
         )
         error = measure(
             raise_then(lambda: dx.error(metadata={"route": r, "status": s, "region": g})),
+            drain,
+            args.reps,
+            args.error_calls,
+        )
+        client = dxtrack.api.current_client()  # its methods: the pure-Python path
+        py_metric = measure(
+            lambda: client.metric(NAME, VALUE, metadata={"route": r, "status": s, "region": g}),
+            drain,
+            args.reps,
+            args.calls,
+        )
+        py_error = measure(
+            raise_then(lambda: client.error(metadata={"route": r, "status": s, "region": g})),
             drain,
             args.reps,
             args.error_calls,
@@ -117,6 +135,10 @@ def main() -> None:
     print(f"dxtrack.metric(name, value, metadata=...):  {metric:8.0f} ns")
     print(f"raise 10 deep + except:                     {raise_only:8.0f} ns")
     print(f"  ... + dxtrack.error(metadata=...):        {error:8.0f} ns")
+    compiled = "compiled fast path" if dxtrack.client.compiled_fast_path() else "NOT compiled"
+    print(f"  (dxtrack.metric and .error above: {compiled}; the pure-Python methods alone:")
+    print(f"   metric {py_metric:.0f} ns = {py_metric / base:.2f}x, error beyond the raise")
+    print(f"   {py_error - raise_only:.0f} ns = {(py_error - raise_only) / base:.2f}x)")
     print()
     print(
         f"metric / deque.append:            {metric / base:5.2f}x   (goal <= 2; net of harness "

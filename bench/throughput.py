@@ -29,6 +29,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=200_000, help="target calls per second")
     parser.add_argument("--outage", action="store_true", help="delete the bucket for the run")
+    parser.add_argument(
+        "--max-spool-gib",
+        type=float,
+        default=None,
+        help="the spool's bound per destination (default: dxtrack's, 1 GiB)",
+    )
     args = parser.parse_args()
 
     import boto3
@@ -37,7 +43,10 @@ def main() -> None:
     from dxtrack.api import current_client
 
     with moto_server_process():
-        bucket = configure_against_new_streams(context="bench")
+        spool = {}
+        if args.max_spool_gib is not None:
+            spool["max_spool_bytes"] = int(args.max_spool_gib * 2**30)
+        bucket = configure_against_new_streams(context="bench", **spool)
         if args.outage:
             boto3.client("s3").delete_bucket(Bucket=bucket)
         pipeline = current_client()._pipeline
@@ -93,6 +102,9 @@ def main() -> None:
             f"{pipeline.max_buffer:,})"
         )
         print(f"resident memory:    {baseline_rss:.0f} MiB at start, peak {peak['rss']:.0f} MiB")
+        bound = current_client().config
+        assert bound is not None
+        print(f"spool bound:        {bound.max_spool_bytes / 2**30:.1f} GiB per destination")
         print(
             f"counts:             delivered {stats['delivered']:,}, spooled "
             f"{stats['spooled']:,}, overflowed {stats.get('overflowed', 0):,}, "
