@@ -14,6 +14,7 @@
 #include <Python.h>
 #include <frameobject.h>
 #include <structmember.h>
+#include <time.h>
 
 typedef struct {
     PyObject_HEAD
@@ -97,6 +98,8 @@ copy_metadata(PyObject *metadata)
     return copy;
 }
 
+static PyObject *time_time;  /* time.time itself, read directly when it is the clock */
+
 /* The clock's reading as a new float reference, or NULL with no error set. */
 static PyObject *
 now(Entry *self)
@@ -105,6 +108,13 @@ now(Entry *self)
     if (clock == NULL) {
         PyErr_Clear();
         return NULL;
+    }
+    struct timespec ts;
+    if (clock == time_time && clock_gettime(CLOCK_REALTIME, &ts) == 0) {
+        /* what time.time() computes from the same reading */
+        long long ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+        return PyFloat_FromDouble(ns % 1000000000LL == 0 ? (double)(ns / 1000000000LL)
+                                                         : (double)ns / 1e9);
     }
     PyObject *reading = PyObject_CallNoArgs(clock);
     if (reading == NULL) {
@@ -496,6 +506,15 @@ PyInit__hotpath(void)
     names_metric[2] = str_metadata;
     names_metric[3] = str_timestamp;
     names_error[0] = str_metadata;
+    PyObject *time_module = PyImport_ImportModule("time");
+    if (time_module == NULL) {
+        return NULL;
+    }
+    time_time = PyObject_GetAttrString(time_module, "time");
+    Py_DECREF(time_module);
+    if (time_time == NULL) {
+        return NULL;
+    }
     PyObject *module = PyModule_Create(&hotpath_module);
     if (module == NULL) {
         return NULL;
