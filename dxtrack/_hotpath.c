@@ -12,6 +12,12 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+#ifdef Py_GIL_DISABLED
+/* The fast path relies on the GIL (see above); without it the build fails, and dxtrack is
+ * installed in pure Python, whose deque operations are thread-safe either way. */
+#error "dxtrack._hotpath needs the GIL"
+#endif
 #include <frameobject.h>
 #include <structmember.h>
 #include <time.h>
