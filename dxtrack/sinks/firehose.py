@@ -40,10 +40,6 @@ _PERMANENT = {
 }
 
 
-_PLACEHOLDER_RECORDS = [{"Data": b""}]
-"""What botocore is given to serialise: see ``FirehoseSink.send``."""
-
-
 def request_body(stream: str, items: Sequence[bytes]) -> bytes:
     """The JSON body of a PutRecordBatch of ``items``, as botocore would serialise it.
 
@@ -147,11 +143,11 @@ class FirehoseSink:
         client = self._get_client()
         # botocore signs and sends the body made by request_body(): it is handed over through
         # _swap_body, in botocore's documented before-call event, in place of the serialised
-        # placeholder.
+        # placeholder record.
         self._body.data = request_body(self.stream, items)
         try:
             response = client.put_record_batch(
-                DeliveryStreamName=self.stream, Records=_PLACEHOLDER_RECORDS
+                DeliveryStreamName=self.stream, Records=[{"Data": b""}]
             )
         except botocore.exceptions.ClientError as exc:
             error = exc.response.get("Error", {})
