@@ -91,33 +91,29 @@ def main() -> None:
         configure_against_new_streams(
             context="bench", run_id="bench", default_metadata={"service": "checkout"}
         )
-        dx = dxtrack
         drain = dxtrack.flush
-        metric = measure(
-            lambda: dx.metric(NAME, VALUE, metadata={"route": r, "status": s, "region": g}),
-            drain,
-            args.reps,
-            args.calls,
-        )
-        error = measure(
-            raise_then(lambda: dx.error(metadata={"route": r, "status": s, "region": g})),
-            drain,
-            args.reps,
-            args.error_calls,
-        )
+
+        def metric_and_error(
+            metric_fn: Callable[..., None], error_fn: Callable[..., None]
+        ) -> tuple[float, float]:
+            """ns per metric() call, and per raise + error() call."""
+            metric_ns = measure(
+                lambda: metric_fn(NAME, VALUE, metadata={"route": r, "status": s, "region": g}),
+                drain,
+                args.reps,
+                args.calls,
+            )
+            error_ns = measure(
+                raise_then(lambda: error_fn(metadata={"route": r, "status": s, "region": g})),
+                drain,
+                args.reps,
+                args.error_calls,
+            )
+            return metric_ns, error_ns
+
+        metric, error = metric_and_error(dxtrack.metric, dxtrack.error)
         client = dxtrack.api.current_client()  # its methods: the pure-Python path
-        py_metric = measure(
-            lambda: client.metric(NAME, VALUE, metadata={"route": r, "status": s, "region": g}),
-            drain,
-            args.reps,
-            args.calls,
-        )
-        py_error = measure(
-            raise_then(lambda: client.error(metadata={"route": r, "status": s, "region": g})),
-            drain,
-            args.reps,
-            args.error_calls,
-        )
+        py_metric, py_error = metric_and_error(client.metric, client.error)
         base_after = measure(
             lambda: app((NAME, VALUE, {"route": r, "status": s, "region": g})),
             d.clear,
