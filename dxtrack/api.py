@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import atexit
 import functools
-import os
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from dxtrack import process_hooks
 from dxtrack.client import Client
-from dxtrack.log import logger
 
 if TYPE_CHECKING:
     from dxtrack.wiring import SinkFactory
@@ -18,8 +15,6 @@ if TYPE_CHECKING:
 _client = Client()
 F = TypeVar("F", bound=Callable[..., Any])
 _sink_override: Sequence[SinkFactory] | None = None  # set by dxtrack.testing
-_process_hooks_installed = False
-_hooks_lock = threading.Lock()
 
 
 def configure(
@@ -50,7 +45,8 @@ def configure(
         use_async_requests: send in the background (default); False waits for delivery.
         **more: ``region_name``, ``error_stream``, ``metric_stream``, ``output_dir``,
             ``spool_dir``, ``max_spool_bytes``, ``max_buffer``, ``flush_interval``,
-            ``exit_timeout``, ``retry_budget``, and the ``papertrail_*`` options; see the README.
+            ``exit_timeout``, ``retry_budget``, ``handle_sigterm``, and the ``papertrail_*``
+            options; see the README.
 
     Raises:
         ValueError: an argument is invalid; the message names it.
@@ -70,8 +66,8 @@ def configure(
         use_async_requests,
         **more,
     )
-    _install_process_hooks()
     _client.configure(config, _sink_override)
+    process_hooks.install(_client, config)
 
 
 error = _client.error_entry
@@ -118,36 +114,3 @@ def _lambda_flush_timeout(args: Sequence[Any]) -> float | None:
 def current_client() -> Client:
     """The process's client, whose bound methods the functions above are."""
     return _client
-
-
-def _after_fork_in_child() -> None:
-    global _hooks_lock
-    _hooks_lock = threading.Lock()  # the parent may have held it at the fork
-    try:
-        _client.reset_after_fork()
-    except Exception as exc:  # a child must start even if tracking can't
-        logger.error("dxtrack: tracking is off in forked child %d: %r", os.getpid(), exc)
-
-
-def _close_at_multiprocessing_exit(client: Client) -> None:
-    # multiprocessing's children end with os._exit(), so atexit never runs there; they run
-    # their Finalize callbacks instead (after clearing the parent's, hence this late hook).
-    import multiprocessing.util
-
-    multiprocessing.util.Finalize(client, client.close, exitpriority=100)
-
-
-def _install_process_hooks() -> None:
-    global _process_hooks_installed
-    import multiprocessing.util
-
-    with _hooks_lock:
-        if not _process_hooks_installed:
-            _process_hooks_installed = True
-            atexit.register(_client.close)
-            os.register_at_fork(
-                before=_client.prepare_fork,
-                after_in_parent=_client.fork_done_in_parent,
-                after_in_child=_after_fork_in_child,
-            )
-            multiprocessing.util.register_after_fork(_client, _close_at_multiprocessing_exit)

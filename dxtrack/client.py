@@ -21,7 +21,7 @@ from dxtrack.log import LogOnce, logger
 
 if TYPE_CHECKING:
     from dxtrack.config import Config
-    from dxtrack.pipeline import Pipeline
+    from dxtrack.delivery.shipper import Orphan, Shipper
     from dxtrack.wiring import SinkFactory
 
 try:  # the compiled fast path of metric() and error(), when it was built at install
@@ -82,8 +82,10 @@ class Client:
         self.config: Config | None = None
         self.counters = Counters()
         self._log_once = LogOnce()
-        self._pipeline: Pipeline | None = None
+        self._pipeline: Shipper | None = None
         self._held: deque[Any] | None = None
+        self._held_lock = threading.Lock()
+        self._orphans: list[Orphan] = []
         self._lock = threading.RLock()
         self._warned = False
         self._compiled: tuple[_hotpath.Entry, _hotpath.Entry] | None = None
@@ -101,21 +103,26 @@ class Client:
     # ---- configuration ----------------------------------------------------------------------
 
     def configure(self, config: Config, sinks: Sequence[SinkFactory] | None = None) -> None:
-        """Close the current configuration (delivering or spooling its records), start anew."""
-        with self._lock:
-            previous = self._pipeline
-            orphans = [previous.buffer] if previous is not None else []
-            if self._held is not None:
-                orphans.append(self._held)
-            self.close()
-            from dxtrack import wiring
+        """Start the new configuration, then close the previous one (delivering or spooling its
+        records). Calls made meanwhile on other threads are delivered under one or the other:
+        the new shipper also drains the buffers they may still be appending to."""
+        from dxtrack import wiring
 
-            self.config = config
-            self.counters = Counters()
-            self._log_once = LogOnce()
-            self._pipeline = wiring.pipeline(config, sinks, self.counters, self._log_once, orphans)
+        with self._lock:
+            previous, previous_config = self._pipeline, self.config
+            if previous is not None:
+                self._orphans.append((previous.buffer, previous.drain_lock))
+            if self._held is not None:
+                self._orphans.append((self._held, self._held_lock))
+            counters, log_once = Counters(), LogOnce()
+            shipper = wiring.shipper(config, sinks, counters, log_once, self._orphans)
+            self.config, self.counters, self._log_once = config, counters, log_once
             self._held = deque() if config.buffer_metrics else None
+            self._held_lock = threading.Lock()
+            self._pipeline = shipper
             self._set_fast_path()
+            if previous is not None and previous_config is not None:
+                self._close_shipper(previous, previous_config.exit_timeout)
 
     def _set_fast_path(self) -> None:
         """Where ``metric()`` may append without a call: the held metrics with
@@ -141,7 +148,8 @@ class Client:
             ):
                 entry.route(buffer if isinstance(buffer, deque) else None, limit)
 
-    def _not_configured(self) -> None:
+    def _not_configured(self, calls: int = 1) -> None:
+        self.counters.drop("not_configured", calls)
         if not self._warned:
             self._warned = True
             warnings.warn(
@@ -282,11 +290,12 @@ class Client:
         """Hand every metric held by ``buffer_metrics=True`` on for delivery."""
         held, pipeline = self._held, self._pipeline
         if pipeline is None:
-            self._not_configured()
+            self._not_configured(0)
             return
         if held is None:
             return
-        events = pop_events(held)  # pop, never swap: another thread may be appending right now
+        with self._held_lock:  # pop, never swap: another thread may be appending right now
+            events = pop_events(held)
         if events:
             pipeline.capture_many(events)
 
@@ -314,13 +323,21 @@ class Client:
                 return True
             try:
                 self.flush_metrics_buffer()
-                self._pipeline = self.config = None
-                self._set_fast_path()
-                delivered = pipeline.shutdown(config.exit_timeout if timeout is None else timeout)
             except Exception as exc:  # closing must never break the host's exit
                 logger.error("dxtrack: error while shutting down: %r", exc)
-                return False
-        counts = self.counters.snapshot()
+            self._pipeline = self.config = None
+            self._set_fast_path()
+            return self._close_shipper(
+                pipeline, config.exit_timeout if timeout is None else timeout
+            )
+
+    def _close_shipper(self, shipper: Shipper, timeout: float) -> bool:
+        try:
+            delivered = shipper.shutdown(timeout)
+        except Exception as exc:  # closing must never break the host's exit
+            logger.error("dxtrack: error while shutting down: %r", exc)
+            return False
+        counts = shipper.stats.snapshot()
         if counts["spooled"] or counts["dropped"]:
             logger.warning(
                 "dxtrack: %d record(s) delivered, %d spooled to disk for the next start, "
@@ -353,6 +370,8 @@ class Client:
         """In a forked child: a new producer id, sequence and shipper; none of the parent's
         records."""
         self._lock = threading.RLock()
+        self._held_lock = threading.Lock()
+        self._orphans = []
         if self._held is not None:
             self._held = deque()
         if self._pipeline is not None and self.config is not None:

@@ -50,6 +50,7 @@ class Config:
     exit_timeout: float = 5.0
     retry_budget: float = 30.0
     max_spool_bytes: int = 1 << 30
+    handle_sigterm: bool = True
 
     @property
     def ships_to_papertrail(self) -> bool:
@@ -161,6 +162,7 @@ def build_config(
     exit_timeout: float | None = None,
     retry_budget: float | None = None,
     max_spool_bytes: int | None = None,
+    handle_sigterm: bool | None = None,
 ) -> Config:
     """Validate the arguments of ``configure()`` and fill in the rest from the environment."""
     context = context if context is not None else _env_str(env.DXTRACK_CONTEXT)
@@ -227,6 +229,10 @@ def build_config(
         _pick(use_async_requests, env.DXTRACK_USE_ASYNC_REQUESTS, _parse_bool, True),
     )
 
+    sigterm = _require_bool(
+        "handle_sigterm", _pick(handle_sigterm, env.DXTRACK_HANDLE_SIGTERM, _parse_bool, True)
+    )
+
     error_stream = error_stream or _env_str(env.DXTRACK_ERROR_STREAM)
     metric_stream = metric_stream or _env_str(env.DXTRACK_METRIC_STREAM)
     _require_str("error_stream", error_stream, optional=True)
@@ -247,6 +253,7 @@ def build_config(
         buffer_metrics=buffer,
         papertrail_hostport=hostport,
         use_async_requests=use_async,
+        handle_sigterm=sigterm,
         papertrail_transport=transport,
         papertrail_ca_file=os.fspath(ca_file) if ca_file is not None else None,
         papertrail_token=token,

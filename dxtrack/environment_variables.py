@@ -81,6 +81,12 @@ DXTRACK_EXIT_TIMEOUT = "DXTRACK_EXIT_TIMEOUT"
 DXTRACK_RETRY_BUDGET = "DXTRACK_RETRY_BUDGET"
 """``retry_budget``: seconds a batch is retried before it is spooled."""
 
+DXTRACK_HANDLE_SIGTERM = "DXTRACK_HANDLE_SIGTERM"
+"""``handle_sigterm``: a boolean. When SIGTERM has its default disposition (or a handler of the
+application's) as ``configure()`` runs in the main thread, dxtrack delivers within
+``exit_timeout``, spools the rest, then lets the process die of SIGTERM (or calls that handler).
+Default true."""
+
 DXTRACK_PURE_PYTHON = "DXTRACK_PURE_PYTHON"
 """Set to ``1`` (before ``import dxtrack``) to leave the compiled fast path of ``metric()`` and
 ``error()`` unused. Not a ``configure()`` option: for comparing and debugging the two paths."""

@@ -1,28 +1,27 @@
-"""How a configuration becomes a pipeline: which sinks, inline or in the background, with
+"""How a configuration becomes a shipper: which sinks, inline or in the background, with
 which spools. Imported by ``configure()``, not by ``import dxtrack``."""
 
 from __future__ import annotations
 
 import os
 import socket
-from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from dxtrack.config import Config
 from dxtrack.counters import Counters
+from dxtrack.delivery.route import Route
+from dxtrack.delivery.shipper import Orphan, Shipper
+from dxtrack.delivery.spool import Spool
 from dxtrack.events import ERROR, METRIC
 from dxtrack.log import LogOnce
-from dxtrack.pipeline import Pipeline, Route
 from dxtrack.records import RecordBuilder
 from dxtrack.sinks.base import Sink
-from dxtrack.spool import Spool
 
 MAX_PENDING_BYTES = 32 * 1024 * 1024
 """Bytes of packed records per sink held in memory while they wait for delivery; past this the
-oldest go to the disk spool."""
+oldest go to the disk spool (or, for a sink without one, are dropped and counted)."""
 
 SinkFactory = tuple[Callable[[], Sink], bool]
 """How to make one sink, and whether it is delivered on the caller's thread (inline)."""
@@ -63,9 +62,9 @@ def sink_factories(config: Config) -> list[SinkFactory]:
     return factories
 
 
-def spool_path(root: str | os.PathLike[str], sink_name: str) -> Path:
-    """The spool directory of one sink: its name, made safe for a file name."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in sink_name)
+def spool_path(root: str | os.PathLike[str], destination: str) -> Path:
+    """The spool directory of one destination, made safe for a file name."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in destination)
     return Path(root) / safe
 
 
@@ -74,12 +73,20 @@ def routes(
 ) -> list[Route]:
     """One route per sink, each durable sink with its spool directory."""
     made = []
+    root = config.spool_dir if config.spool_dir is not None else default_spool_dir()
     for make_sink, inline in sinks if sinks is not None else sink_factories(config):
-        route = Route(make_sink, inline=inline, spool=None, max_pending_bytes=MAX_PENDING_BYTES)
+        spool = partial(Spool, stats=counters, log_once=log_once, max_bytes=config.max_spool_bytes)
+        route = Route(
+            make_sink,
+            inline=inline,
+            spool=None,
+            max_pending_bytes=MAX_PENDING_BYTES,
+            retry_budget=config.retry_budget,
+            stats=counters,
+            log_once=log_once,
+        )
         if route.sink.durable:
-            root = config.spool_dir if config.spool_dir is not None else default_spool_dir()
-            directory = spool_path(root, route.sink.name)
-            route.spool = Spool(directory, counters, log_once, config.max_spool_bytes)
+            route.spool = spool(spool_path(root, route.sink.destination))
         made.append(route)
     return made
 
@@ -96,20 +103,19 @@ def new_builder(config: Config) -> RecordBuilder:
     )
 
 
-def pipeline(
+def shipper(
     config: Config,
     sinks: Sequence[SinkFactory] | None,
     counters: Counters,
     log_once: LogOnce,
-    orphans: Sequence[deque[Any]],
-) -> Pipeline:
-    """The pipeline for ``config``."""
-    return Pipeline(
+    orphans: Sequence[Orphan],
+) -> Shipper:
+    """The shipper for ``config``."""
+    return Shipper(
         new_builder(config),
         routes(config, sinks, counters, log_once),
         max_buffer=config.max_buffer,
         flush_interval=config.flush_interval,
-        retry_budget=config.retry_budget,
         stats=counters,
         log_once=log_once,
         orphans=orphans,

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.handlers
 from botocore.awsrequest import AWSResponse
 
+from dxtrack.sinks.firehose import destination
 from tests.conftest import assert_valid
 
 REGION = "eu-west-1"
@@ -102,6 +105,11 @@ def error_response(code: str, status: int, message: str = "") -> tuple[AWSRespon
         "ResponseMetadata": {"HTTPStatusCode": status},
     }
     return http, parsed
+
+
+def spool_directory(spool: Path, kind: str, stage: str = "prod") -> Path:
+    """Where dxtrack spools the records of ``kind`` for the moto server the tests run."""
+    return spool / destination(stage, kind, REGION, os.environ["AWS_ENDPOINT_URL"])
 
 
 @dataclass

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 import dxtrack
-from tests.aws import Hooks, Streams, error_response
+from dxtrack.sinks.firehose import destination
+from tests.aws import REGION, Hooks, Streams, error_response, spool_directory
 from tests.conftest import assert_valid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -449,8 +450,8 @@ def test_torn_and_corrupt_spool_lines_are_skipped_and_counted(
 ) -> None:
     """A spool segment with a torn tail and a garbage line replays what is whole."""
     spool = tmp_path / "spool-corrupt"
-    directory = spool / f"firehose_{streams.metric_stream}"
-    directory.mkdir(parents=True)
+    directory = spool_directory(spool, "metric")
+    directory.mkdir(parents=True, mode=0o700)
     good = [
         b'{"context":"c","host":"h","id":"%032x","metadata":{},"metric_name":"m",'
         b'"producer_id":"%032x","run_id":"r","seq":%d,"stage":"prod","timestamp":1.0,'
@@ -458,6 +459,7 @@ def test_torn_and_corrupt_spool_lines_are_skipped_and_counted(
         for i in range(3)
     ]
     segment = directory / "seg-1-old-000001.jsonl"
+    spool.chmod(0o700)
     segment.write_bytes(good[0] + b"\n" + b"not json\n" + good[1] + b"\n" + good[2] + b'\n{"tor')
     dxtrack.configure(**streams.settings(spool_dir=spool))
     assert dxtrack.flush(timeout=30) is False  # two lines were lost to corruption
@@ -605,9 +607,10 @@ def test_default_spool_dir_is_the_per_user_cache(monkeypatch: pytest.MonkeyPatch
     assert config.spool_dir is None
     made = routes(config, None, Counters(), LogOnce())
     assert default_spool_dir() == "/tmp/dxtrack-cache-test/dxtrack/spool"
+    root = "/tmp/dxtrack-cache-test/dxtrack/spool/"
     assert [str(r.spool.directory) for r in made if r.spool] == [
-        "/tmp/dxtrack-cache-test/dxtrack/spool/firehose_e",
-        "/tmp/dxtrack-cache-test/dxtrack/spool/firehose_m",
+        root + destination("prod", kind, REGION, os.environ.get("AWS_ENDPOINT_URL", "aws"))
+        for kind in ("error", "metric")
     ]
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "thumbnailer")  # its home is read-only
     assert default_spool_dir() == "/tmp/dxtrack/spool"

@@ -40,7 +40,11 @@ class Sink(Protocol):
     """
 
     name: str
-    """Unique and stable: used in logs, counters and as the name of its spool directory."""
+    """Unique and stable: used in logs and counters."""
+
+    destination: str
+    """Where it delivers, as a directory name: the key of its spool. Two sinks with the same
+    destination share a spool, so it names what records go to, not how it is spelt."""
 
     kinds: frozenset[str]
     """The record kinds (``error``, ``metric``) this sink receives."""

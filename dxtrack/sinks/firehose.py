@@ -1,19 +1,22 @@
 """Stages ``dev`` and ``prod``: Kinesis Data Firehose, through boto3's PutRecordBatch.
 
-boto3 is imported when the sink first sends, on the shipper thread, never at ``import dxtrack``.
-The endpoint comes from boto3's own configuration (``AWS_ENDPOINT_URL``), so a moto server or
-moto's in-process ``mock_aws`` need no test-only code here.
+boto3 is imported by ``configure()`` (never at ``import dxtrack``); the client is made on the
+sender thread. The endpoint comes from boto3's own configuration (``AWS_ENDPOINT_URL``), so a
+moto server or moto's in-process ``mock_aws`` need no test-only code here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import threading
 from binascii import b2a_base64
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import xxhash
 
 from dxtrack.config import DEFAULT_REGION, Config
 from dxtrack.sinks.base import Limits, PermanentSendError, RetryableSendError
@@ -38,6 +41,32 @@ _PERMANENT = {
     "ValidationException": "Firehose refused the request as invalid",
     "InvalidKMSResourceException": "the stream's KMS key can't be used: check its key policy",
 }
+
+
+def destination(stage: str, kind: str, region: str, endpoint: str) -> str:
+    """The spool key of a stream: stage, kind, region and endpoint, not the stream's name, so
+    that records spooled under a misspelt name are delivered once it is fixed, and records made
+    against a local endpoint or moto never reach AWS."""
+    digest = xxhash.xxh3_64_hexdigest(endpoint.encode())[:12]
+    return f"firehose-{stage}-{kind}-{region}-{digest}"
+
+
+def _session(config: Config) -> tuple[Any, Exception | None]:
+    """A boto3 session with the configured credentials, or the error that prevented it."""
+    import boto3
+    import botocore.exceptions
+
+    try:
+        if config.aws_access_key_id and config.aws_secret_access_key:
+            return boto3.session.Session(
+                aws_access_key_id=config.aws_access_key_id,
+                aws_secret_access_key=config.aws_secret_access_key,
+            ), None
+        if config.profile_name:
+            return boto3.session.Session(profile_name=config.profile_name), None
+        return boto3.session.Session(), None
+    except botocore.exceptions.ProfileNotFound as exc:
+        return None, exc
 
 
 def request_body(stream: str, items: Sequence[bytes]) -> bytes:
@@ -68,18 +97,43 @@ class FirehoseSink:
         self._config = config
         self._option = f"{kind}_stream"
         self._client: Any = None
-        self._region = config.region_name
         self._lock = threading.Lock()
         self._body = threading.local()  # each sender thread's request body, for _swap_body
-        # Imported here, on the thread that calls configure(), and not first on the shipper:
-        # a fork() in the middle of an import leaves the child a half-initialised boto3, and
-        # boto3's import registers an atexit hook, which is refused during interpreter exit.
+        # boto3 is imported here, on the thread that calls configure(), and not first on the
+        # shipper: a fork() in the middle of an import leaves the child a half-initialised
+        # boto3, and boto3's import registers an atexit hook, which is refused during exit.
         import encodings.idna  # noqa: F401  (urllib3 imports it lazily, on a first connection)
 
-        import boto3  # noqa: F401
+        self._session, self._session_error = _session(config)
+        session_region = None if self._session is None else self._session.region_name
+        self._region = config.region_name or session_region or DEFAULT_REGION
+        self.destination = destination(config.stage, kind, self._region, self._endpoint())
+
+    def _endpoint(self) -> str:
+        """Where requests go: moto's in-process mock, an endpoint from boto3's configuration
+        (``AWS_ENDPOINT_URL``...), or AWS itself."""
+        models = sys.modules.get("moto.core.models")
+        if models is not None and getattr(getattr(models, "MockAWS", None), "_mocks_active", False):
+            return "moto:mock_aws"
+        if self._session is None:
+            return "aws"
+        try:
+            from botocore.configprovider import ConfiguredEndpointProvider
+
+            inner = self._session._session
+            provider = ConfiguredEndpointProvider(
+                full_config=inner.full_config,
+                scoped_config=inner.get_scoped_config(),
+                client_name="firehose",
+            )
+            return str(provider.provide() or "aws")
+        except Exception:  # an older botocore: the variables it has always read
+            return os.environ.get("AWS_ENDPOINT_URL_FIREHOSE") or os.environ.get(
+                "AWS_ENDPOINT_URL", "aws"
+            )
 
     def start(self) -> None:
-        """Import boto3 and create the client."""
+        """Create the client."""
         self._get_client()
 
     @property
@@ -94,28 +148,16 @@ class FirehoseSink:
             return self._client
 
     def _make_client(self) -> Any:
-        import boto3
         import botocore.config
-        import botocore.exceptions
 
-        config = self._config
-        try:
-            if config.aws_access_key_id and config.aws_secret_access_key:
-                session = boto3.session.Session(
-                    aws_access_key_id=config.aws_access_key_id,
-                    aws_secret_access_key=config.aws_secret_access_key,
+        if self._session is None:
+            self._session, self._session_error = _session(self._config)
+            if self._session is None:
+                raise PermanentSendError(
+                    f"{self.name}: AWS profile {self._config.profile_name!r} not found "
+                    f"({self._session_error}); fix profile_name"
                 )
-            elif config.profile_name:
-                session = boto3.session.Session(profile_name=config.profile_name)
-            else:
-                session = boto3.session.Session()
-        except botocore.exceptions.ProfileNotFound as exc:
-            raise PermanentSendError(
-                f"{self.name}: AWS profile {config.profile_name!r} not found ({exc}); "
-                "fix profile_name"
-            ) from exc
-        self._region = config.region_name or session.region_name or DEFAULT_REGION
-        client = session.client(
+        client = self._session.client(
             "firehose",
             region_name=self._region,
             config=botocore.config.Config(

@@ -23,6 +23,7 @@ class JsonlFileSink:
     def __init__(self, directory: Path, kind: str) -> None:
         self.path = directory / f"{kind}.jsonl"
         self.name = f"file:{self.path}"
+        self.destination = self.name
         self.kinds = frozenset((kind,))
 
     def start(self) -> None:

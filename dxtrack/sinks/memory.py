@@ -23,6 +23,7 @@ class MemorySink:
 
     def __init__(self, kind: str, records: list[dict[str, Any]]) -> None:
         self.name = f"memory:{kind}"
+        self.destination = self.name
         self.kinds = frozenset((kind,))
         self.records = records
         self._lock = threading.Lock()

@@ -54,7 +54,7 @@ class SyslogSink:
         format_record: Formatter | None = None,
     ) -> None:
         self.host, self.port, self.transport = host, port, transport
-        self.name = f"papertrail:{transport}:{host}:{port}"
+        self.name = self.destination = f"papertrail:{transport}:{host}:{port}"
         self._ca_file = ca_file
         self._format = format_record or default_format
         self._max_line = UDP_MAX_BYTES if transport == "udp" else TCP_MAX_BYTES
@@ -170,7 +170,7 @@ class PapertrailHttpsSink:
         format_record: Formatter | None = None,
     ) -> None:
         self.url, self._token, self._ca_file = url, token, ca_file
-        self.name = f"papertrail:https:{url}"
+        self.name = self.destination = f"papertrail:https:{url}"
         self._format = format_record or default_format
         self._session: Any = None
 

@@ -1,0 +1,461 @@
+"""One sink and what waits for it: the queue, the calls in flight, backoff, and when records go
+to disk.
+
+A route never starts threads (``shipper`` does); it decides:
+
+- what the next call sends: fresh items, or a segment claimed back from the spool (in turn);
+- when records go to disk: an item that has waited ``SPILL_AFTER`` seconds without being
+  accepted, an item built while the sink is failing, and the items of a call in flight for
+  longer than that (an insurance copy, deleted again if the call succeeds);
+- what a finished call means: delivered items are counted and their spool lines deleted, failed
+  ones wait for the backoff, or are on disk already.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from dxtrack.counters import Counters
+from dxtrack.delivery.packing import Item, calls, pack
+from dxtrack.delivery.spool import Claim, Spool
+from dxtrack.log import LogOnce
+from dxtrack.sinks.base import PermanentSendError, RetryableSendError, Sink
+
+SPILL_AFTER: Final = 1.0
+"""Seconds a record may wait unaccepted (or a call stay in flight) before it is on disk."""
+BACKOFF_BASE: Final = 0.1
+BACKOFF_MAX: Final = 5.0
+BLOCKED_PROBE_SECONDS: Final = 30.0
+"""After an error retrying can't fix, how long before the sink is tried again."""
+INLINE_ATTEMPTS: Final = 3
+RECHECK_SPOOL_SECONDS: Final = 30.0
+"""How often an idle route looks for segments that other processes left in its spool."""
+
+
+@dataclass(eq=False)
+class Call:
+    """One ``send`` in flight."""
+
+    items: list[Item]
+    started: float
+    claim: Claim | None = None
+    """The spool segment its items were read from (a replay)."""
+    insurance: Claim | None = None
+    """The segment its items were written to because it took long."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    done: bool = False
+
+
+class Route:
+    """One sink with the items waiting for it, its backoff state and its spool."""
+
+    def __init__(
+        self,
+        make_sink: Callable[[], Sink],
+        *,
+        inline: bool,
+        spool: Spool | None,
+        max_pending_bytes: int,
+        retry_budget: float,
+        stats: Counters,
+        log_once: LogOnce,
+    ) -> None:
+        self.make_sink = make_sink
+        self.sink = make_sink()
+        self.inline = inline
+        self.spool = spool if self.sink.durable else None
+        self.max_pending_bytes = max_pending_bytes
+        self.retry_budget = retry_budget
+        self.stats = stats
+        self._log_once = log_once
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        """Set when the senders may have something to do."""
+        self.pending: deque[Item] = deque()
+        self.pending_bytes = 0
+        self.replay: deque[Item] = deque()
+        self.claim: Claim | None = None
+        self._claim_left = 0
+        self._claiming = False
+        self.inflight: list[Call] = []
+        self.attempt = 0
+        self.retry_at = 0.0
+        self.blocked_until = 0.0
+        self.failing_since: float | None = None
+        self.last_attempt = 0.0
+        self.replay_due = True
+        self._spool_checked = 0.0
+        self._replay_turn = False
+        self.closed = False
+
+    @property
+    def name(self) -> str:
+        """The sink's name."""
+        return self.sink.name
+
+    @property
+    def senders(self) -> int:
+        """How many sender threads this route needs: one per call it may have in flight; an
+        inline route needs one only to replay its spool."""
+        if self.inline:
+            return 1 if self.spool is not None else 0
+        return self.sink.limits.max_in_flight
+
+    def down(self, now: float) -> bool:
+        """Whether the sink has been failing for ``SPILL_AFTER`` seconds, or refused for good."""
+        if now < self.blocked_until:
+            return True
+        return self.failing_since is not None and now - self.failing_since >= SPILL_AFTER
+
+    # ---- the builder's side ------------------------------------------------------------------
+
+    def enqueue(self, lines: list[bytes], now: float) -> None:
+        """Queue freshly built lines; while the sink is down they go straight to disk."""
+        items = pack(lines, self.sink.limits, now)
+        if self.spool is not None and self.down(now) and self.spool.available():
+            self._to_disk(items)
+            self.replay_due = True
+            return
+        with self.lock:
+            self.pending.extend(items)
+            self.pending_bytes += sum(len(item.data) for item in items)
+            over = self._pop_over_bound()
+        self._spill(over, "pending_full")
+        self.wake.set()
+
+    def _pop_over_bound(self) -> list[Item]:
+        over = []
+        while self.pending_bytes > self.max_pending_bytes and self.pending:
+            item = self.pending.popleft()
+            self.pending_bytes -= len(item.data)
+            over.append(item)
+        return over
+
+    def maintain(self, now: float) -> None:
+        """Put on disk what waited too long, insure slow calls; without a spool, drop what
+        waited past ``retry_budget``."""
+        if self.spool is None:
+            with self.lock:
+                expired = self._pop_older_than(now - self.retry_budget)
+            self._drop(expired, "retry_budget")
+            return
+        if not self.spool.available():
+            return
+        with self.lock:
+            aged = self._pop_older_than(now - SPILL_AFTER)
+            slow = [c for c in self.inflight if c.claim is None and now - c.started >= SPILL_AFTER]
+        if aged:
+            self._to_disk(aged)
+            self.replay_due = True
+        for call in slow:
+            self._insure(call)
+        self.spool.sync(force=False)
+
+    def _pop_older_than(self, limit: float) -> list[Item]:
+        out = []
+        while self.pending and self.pending[0].born <= limit:
+            item = self.pending.popleft()
+            self.pending_bytes -= len(item.data)
+            out.append(item)
+        return out
+
+    def _insure(self, call: Call) -> None:
+        assert self.spool is not None
+        with call.lock:
+            if call.done or call.insurance is not None:
+                return
+            lines = sum(item.lines for item in call.items)
+            call.insurance = self.spool.write_claimed([item.data for item in call.items], lines)
+            if call.insurance is not None:
+                self.replay_due = True
+
+    def backlogged(self) -> bool:
+        """Whether half the pending bound is used by a sink that is not down (the builder then
+        waits, so that records are not built only to be spilled)."""
+        return self.pending_bytes >= self.max_pending_bytes // 2 and not self.down(time.monotonic())
+
+    # ---- the senders' side -------------------------------------------------------------------
+
+    def refill_replay(self, now: float) -> None:
+        """Claim the next spool segment to replay, when it is time to."""
+        spool = self.spool
+        if spool is None or self.closed:
+            return
+        with self.lock:
+            if self.claim is not None or self._claiming or now < self.retry_at:
+                return
+            if now < self.blocked_until:
+                return
+            if not self.replay_due and now - self._spool_checked < RECHECK_SPOOL_SECONDS:
+                return
+            self._claiming = True
+        try:
+            claim = spool.claim()
+            if claim is None:
+                spool.close_segment()  # what this process spooled may wait in its open segment
+                claim = spool.claim()
+        finally:
+            with self.lock:
+                self._claiming = False
+        if claim is None:
+            self.replay_due = False
+            self._spool_checked = now
+            return
+        items = pack(claim.lines, self.sink.limits, now, claim)
+        self.stats.add("replayed", len(claim.lines))
+        if not items:
+            spool.release(claim)
+            return
+        with self.lock:
+            self.claim, self._claim_left = claim, len(items)
+            self.replay.extend(items)
+        self.wake.set()
+
+    def next_call(self, now: float) -> Call | None:
+        """The next call to send, or None when there is nothing to send now."""
+        with self.lock:
+            if self.closed or now < self.retry_at or now < self.blocked_until:
+                return None
+            if len(self.inflight) >= self.sink.limits.max_in_flight:
+                return None
+            down = self.down(now)
+            if down and self.inflight:
+                return None  # one probe at a time
+            use_replay = bool(self.replay) and (down or not self.pending or self._replay_turn)
+            source = self.replay if use_replay else self.pending
+            if not source:
+                return None
+            items = next(calls(source, self.sink.limits))
+            for _ in items:
+                source.popleft()
+            if not use_replay:
+                self.pending_bytes -= sum(len(item.data) for item in items)
+            self._replay_turn = not use_replay
+            call = Call(items, now, claim=items[0].claim)
+            self.inflight.append(call)
+            if self.pending or self.replay:
+                self.wake.set()  # another sender may take the next call meanwhile
+        for item in items:
+            item.first_try = item.first_try or now
+        return call
+
+    def send(self, items: Sequence[Item]) -> Sequence[int]:
+        """One ``sink.send``; returns the indices of the items that failed (all of them when the
+        whole call failed). Logs what went wrong, once per problem."""
+        try:
+            failed = self.sink.send([item.data for item in items])
+        except PermanentSendError as exc:
+            self._log_once(f"permanent:{self.name}", logging.ERROR, "dxtrack: %s", exc)
+            self.blocked_until = time.monotonic() + BLOCKED_PROBE_SECONDS
+            return range(len(items))
+        except Exception as exc:  # RetryableSendError, or anything a sink didn't expect
+            self._report_retryable(exc)
+            return range(len(items))
+        self._log_once.forget(f"permanent:{self.name}")
+        return failed
+
+    def settle(self, call: Call, failed_at: Iterable[int]) -> None:
+        """Account for a finished call."""
+        now = time.monotonic()
+        failed_set = set(failed_at)
+        failed = [item for i, item in enumerate(call.items) if i in failed_set]
+        self.stats.add("delivered", sum(it.lines for it in call.items) - _lines(failed))
+        with call.lock:
+            call.done = True
+            insurance = call.insurance
+        for claim in (call.claim, insurance):
+            if claim is not None:
+                for i, item in enumerate(call.items):
+                    if i not in failed_set:
+                        claim.delivered.update(_span(item, claim is insurance, i))
+        release: list[Claim] = [insurance] if insurance is not None else []
+        respill: list[Item] = []
+        with self.lock:
+            self.inflight.remove(call)
+            self.last_attempt = now
+            if failed:
+                self.stats.add("retried", _lines(failed))
+                self.attempt += 1
+                self.retry_at = now + backoff(self.attempt)
+                if self.failing_since is None:
+                    self.failing_since = now
+            else:
+                self.attempt, self.failing_since = 0, None
+            if call.claim is not None:
+                if failed:  # its lines stay on disk: give the segment up until the next try
+                    self._claim_left -= len(self.replay)
+                    self.replay.clear()
+                self._claim_left -= len(call.items)
+                if self._claim_left <= 0 and self.claim is call.claim:
+                    release.append(call.claim)
+                    self.claim = None
+            elif failed and insurance is None:
+                if self.closed or now < self.blocked_until:  # refused for good: not in memory
+                    respill = failed
+                else:
+                    self.pending.extendleft(reversed(failed))
+                    self.pending_bytes += sum(len(item.data) for item in failed)
+        if insurance is not None and failed:
+            self.stats.add("spooled", _lines(failed))
+        for claim in release:
+            assert self.spool is not None
+            self.spool.release(claim)
+        self._spill(respill, "exit_timeout" if self.closed else "sink_rejected")
+        self.wake.set()
+
+    def send_inline(self, lines: list[bytes]) -> None:
+        """Deliver on the caller's thread, a few tries with backoff; then spool the rest."""
+        now = time.monotonic()
+        items = pack(lines, self.sink.limits, now)
+        if self.spool is not None and (self.down(now) or now < self.retry_at):
+            self._spill(items, "send_failed")  # failing moments ago: don't wait on it again
+            return
+        for call in calls(items, self.sink.limits):
+            for attempt in range(INLINE_ATTEMPTS):
+                failed = set(self.send(call))
+                self.stats.add("delivered", _lines(call) - sum(call[i].lines for i in failed))
+                call = [item for i, item in enumerate(call) if i in failed]
+                if not call or now < self.blocked_until:
+                    break
+                self.stats.add("retried", _lines(call))
+                if attempt + 1 < INLINE_ATTEMPTS:
+                    time.sleep(backoff(attempt))
+            if call:
+                self.attempt += 1
+                self.retry_at = time.monotonic() + backoff(self.attempt)
+                self.failing_since = self.failing_since or now
+                self._spill(call, "send_failed")
+            else:
+                self.attempt, self.failing_since = 0, None
+        self.wake.set()
+
+    # ---- flush and shutdown --------------------------------------------------------------------
+
+    def probe_now(self) -> None:
+        """A flush is waiting: try a failing sink again at once, not after the backoff."""
+        self.retry_at = 0.0
+        self.blocked_until = min(self.blocked_until, time.monotonic())
+        self.wake.set()
+
+    def quiet(self, since: float) -> bool:
+        """Nothing is left to do for a flush that began at ``since``: all delivered, or the
+        sink has been failing for ``retry_budget`` seconds and was tried again after the flush
+        began (its records are on disk, and retried in the background)."""
+        with self.lock:
+            if self.inflight:
+                return False
+            busy = self.pending or self.replay or self.claim is not None
+            if self.spool is not None and self.replay_due:
+                busy = True
+        if not busy:
+            return True
+        failing = self.failing_since
+        now = time.monotonic()
+        given_up = now < self.blocked_until or (
+            failing is not None and now - failing >= self.retry_budget
+        )
+        return given_up and self.last_attempt >= since
+
+    def close(self) -> None:
+        """At exit: what waits goes to disk (or is dropped and counted); calls still in flight
+        are insured; a segment being replayed goes back."""
+        with self.lock:
+            self.closed = True
+            left = list(self.pending)
+            self.pending.clear()
+            self.pending_bytes = 0
+            self._claim_left -= len(self.replay)
+            self.replay.clear()
+            inflight = list(self.inflight)
+            claim = self.claim if self._claim_left <= 0 else None
+            if claim is not None:
+                self.claim = None
+        self._spill(left, "exit_timeout")
+        if self.spool is not None:
+            for call in inflight:
+                if call.claim is None:
+                    self._insure(call)
+            if claim is not None:
+                self.spool.release(claim)
+            self.spool.close()
+        self.wake.set()
+
+    def reset_after_fork(self) -> None:
+        """A forked child keeps none of the parent's items, locks, claims or connections."""
+        self._reset_state()
+        self.sink = self.make_sink()
+        if self.spool is not None:
+            self.spool.reset_after_fork()
+
+    # ---- disk ---------------------------------------------------------------------------------
+
+    def spill_lines(self, lines: list[bytes], reason: str) -> None:
+        """Put lines on disk without queueing them (the capture buffer is full)."""
+        self._spill(pack(lines, self.sink.limits), reason)
+
+    def _to_disk(self, items: list[Item]) -> None:
+        assert self.spool is not None
+        for item in items:
+            self.spool.append(item.data, item.lines)
+
+    def _spill(self, items: list[Item], reason: str) -> None:
+        """To disk when the spool can take them, else dropped and counted."""
+        if not items:
+            return
+        if self.spool is not None and self.spool.available():
+            self._to_disk(items)
+            self.replay_due = True
+        else:
+            self._drop(items, reason)
+
+    def _drop(self, items: list[Item], reason: str) -> None:
+        lines = _lines(items)
+        if not lines:
+            return
+        self.stats.drop(f"{reason}:{self.name}", lines)
+        self._log_once(
+            f"drop:{self.name}:{reason}",
+            logging.WARNING,
+            "dxtrack: %s could not take %d record(s) (%s); they were dropped and counted",
+            self.name,
+            lines,
+            reason,
+        )
+
+    def _report_retryable(self, exc: Exception) -> None:
+        kind = "retryable" if isinstance(exc, RetryableSendError) else type(exc).__name__
+        text = " ".join(str(exc).split())[:300]  # one line, even when a server answers in HTML
+        self._log_once(
+            f"retry:{self.name}:{kind}",
+            logging.WARNING,
+            "dxtrack: sending to %s failed, will retry: %s",
+            self.name,
+            text,
+        )
+
+
+def _lines(items: Iterable[Item]) -> int:
+    return sum(item.lines for item in items)
+
+
+def _span(item: Item, whole_items: bool, index: int) -> range:
+    """The units of a claim an item covers: one per item for an insurance segment (written
+    item by item), its lines for a replayed segment."""
+    if whole_items:
+        return range(index, index + 1)
+    return range(item.first_line, item.first_line + item.lines)
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter."""
+    return random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * (2 ** min(attempt, 16))))

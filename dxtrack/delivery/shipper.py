@@ -1,0 +1,431 @@
+"""The one place for threads: the capture buffer, the builder, and each route's senders.
+
+The caller's thread only appends a captured event to a bounded, flat buffer (see ``events``).
+In the background, per process:
+
+- the builder (``dxtrack-builder``) builds the JSON lines, queues them on every route, and
+  keeps each route's promises over time (``Route.maintain``: what waited too long goes to disk);
+- each route has sender threads of its own (``dxtrack-send-<sink>-<n>``), as many as the calls
+  its sink may have in flight, so a stuck or slow sink never delays another.
+
+Routes marked ``inline`` are delivered on the caller's thread instead, before the tracking call
+returns (stage ``test``, and ``use_async_requests=False``); their sender only replays the spool.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+from dxtrack.counters import Counters
+from dxtrack.delivery.route import Route
+from dxtrack.events import EVENT_WIDTH, Event, iter_events, pop_events
+from dxtrack.log import LogOnce, logger
+from dxtrack.records import RecordBuilder
+from dxtrack.sinks.base import PermanentSendError
+
+DRAIN_CHUNK: Final = 20_000
+MAINTAIN_EVERY: Final = 0.25
+"""The builder wakes at least this often, so that a record is on disk about a second after it
+stopped making progress."""
+STALE_EVENT_SECONDS: Final = 0.5
+"""Captured events older than this are built even while the senders are backlogged."""
+
+Line = tuple[str, bytes]
+Orphan = tuple[deque[Any], threading.Lock]
+"""The buffer of a previous configuration, and the lock that lets one thread at a time drain
+it: a thread that was in the middle of a tracking call while ``configure()`` ran may still
+append to it."""
+
+
+class Shipper:
+    """Captures events on the caller's thread and delivers them to every route."""
+
+    def __init__(
+        self,
+        builder: RecordBuilder,
+        routes: Sequence[Route],
+        *,
+        max_buffer: int,
+        flush_interval: float,
+        stats: Counters,
+        log_once: LogOnce,
+        orphans: Sequence[Orphan] = (),
+    ) -> None:
+        self.builder = builder
+        self.stats = stats
+        self._log_once = log_once
+        self._routes = list(routes)
+        self._inline_routes = [r for r in routes if r.inline]
+        self._background_routes = [r for r in routes if not r.inline]
+        self.has_inline = bool(self._inline_routes)
+        self.max_buffer = max_buffer
+        self.max_slots = max_buffer * EVENT_WIDTH
+        self.wake_slots = max(1, max_buffer // 2) * EVENT_WIDTH
+        self._flush_interval = flush_interval
+        self.buffer: deque[Any] = deque()
+        self.drain_lock = threading.Lock()
+        self._orphans = list(orphans)
+        self._built: deque[Line] = deque()
+        self._fresh_state()
+        self._closed = False
+        for route in self._inline_routes:
+            self._start_sink(route)
+        self._start_threads()
+
+    def _fresh_state(self) -> None:
+        self._seq = itertools.count(1)
+        self._wake = threading.Event()
+        self._progress = threading.Condition()
+        self._building = 0
+        self._flush_wanted = False
+        self._inline_lock = threading.Lock()
+        self._build_lock = threading.Lock()
+        self._held_for_fork: list[threading.Lock] = []
+        self._threads: list[threading.Thread] = []
+        self._senders: dict[str, list[threading.Thread]] = {}
+        self._send_locks: list[threading.Lock] = []
+        self._built_at = 0.0
+
+    # ---- caller's thread ---------------------------------------------------------------------
+
+    def capture(self, event: Event) -> None:
+        """Accept one event; never blocks on the network, never raises."""
+        if self.has_inline:
+            self.deliver_inline((event,))
+            return
+        buffer = self.buffer
+        size = len(buffer)
+        if size < self.max_slots:
+            buffer.extend(event)
+            if size + EVENT_WIDTH >= self.wake_slots:
+                self._wake.set()
+        else:
+            self.overflow((event,))
+
+    def capture_many(self, events: Sequence[Event]) -> None:
+        """Accept several events at once."""
+        if self.has_inline:
+            self.deliver_inline(events)
+            return
+        room = max((self.max_slots - len(self.buffer)) // EVENT_WIDTH, 0)
+        extend = self.buffer.extend
+        for event in events[:room]:
+            extend(event)
+        if room < len(events):
+            self.overflow(events[room:])
+        self._wake.set()
+
+    def overflow(self, events: Iterable[Event]) -> None:
+        """The buffer is full: the caller builds the lines itself and spools them (a route
+        without a spool drops and counts them)."""
+        lines = self._build_all(events)
+        self.stats.add("overflowed", len(lines))
+        self._log_once(
+            "buffer-full",
+            logging.WARNING,
+            "dxtrack: the in-memory buffer is full (max_buffer=%d); records go to the disk spool",
+            self.max_buffer,
+        )
+        for route in self._background_routes:
+            route.spill_lines(_lines_for(route, lines), "buffer_full")
+        self._wake.set()
+
+    def deliver_inline(self, events: Iterable[Event]) -> None:
+        """Deliver to the inline routes now, on the caller's thread; hand on the rest."""
+        with self._inline_lock:
+            lines = self._build_all(events)
+            for route in self._inline_routes:
+                mine = _lines_for(route, lines)
+                if mine:
+                    route.send_inline(mine)
+        if self._background_routes:
+            self._built.extend(lines)
+            self._wake.set()
+
+    # ---- flush and shutdown (any thread) ---------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything accepted so far was delivered, spooled or dropped.
+
+        Returns True when it was all delivered: nothing is waiting, nothing was spooled that a
+        replay hasn't delivered since, and nothing was dropped since ``configure()``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        since = time.monotonic()
+        for route in self._routes:
+            route.probe_now()
+        with self._progress:
+            self._flush_wanted = True
+            self._wake.set()
+            while not self._quiet(since):
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._progress.wait(0.05 if remaining is None else min(remaining, 0.05))
+            self._flush_wanted = False
+        return self._nothing_left()
+
+    def _quiet(self, since: float) -> bool:
+        if self.buffer or self._built or self._building:
+            return self._closed  # after shutdown nobody builds them: they were spooled
+        if any(orphan for orphan, _ in self._orphans):
+            return False
+        return all(route.quiet(since) for route in self._routes)
+
+    def _nothing_left(self) -> bool:
+        if self.buffer or self._built or not all(r.quiet(float("inf")) for r in self._routes):
+            return False
+        if any(r.spool is not None and r.spool.unreplayed() for r in self._routes):
+            return False
+        return self.stats.snapshot()["dropped"] == 0
+
+    def shutdown(self, timeout: float) -> bool:
+        """Deliver what can be delivered within ``timeout``, put the rest on disk, stop."""
+        if self._closed:
+            return True
+        delivered = self.flush(timeout)
+        with self._build_lock:
+            self._closed = True
+            lines = self._drain_everything()
+        for route in self._routes:
+            mine = _lines_for(route, lines)
+            if route.inline and mine:
+                route.send_inline(mine)
+            elif mine:
+                route.enqueue(mine, time.monotonic())
+            route.close()
+        self._wake.set()
+        with self._progress:
+            self._progress.notify_all()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(0.2)
+        for route in self._routes:
+            if not any(t.is_alive() for t in self._senders.get(route.name, ())):
+                _close_sink(route)
+        return delivered
+
+    def _drain_everything(self) -> list[Line]:
+        with self.drain_lock:
+            events = pop_events(self.buffer)
+        for orphan, lock in self._orphans:
+            with lock:
+                events.extend(pop_events(orphan))
+        lines = self._build_all(events)
+        lines.extend(_pop_all(self._built))
+        return lines
+
+    # ---- fork ----------------------------------------------------------------------------------
+
+    def before_fork(self, timeout: float) -> None:
+        """Pause the caller's inline sends, the builder and the senders (each for at most
+        ``timeout`` seconds) until ``after_fork_in_parent``: a fork in the middle of a lazy
+        import (urllib3 imports encodings.idna on a first connection) would leave the module's
+        lock held forever in the child."""
+        for lock in (self._inline_lock, self._build_lock, *self._send_locks):
+            if lock.acquire(timeout=timeout):
+                self._held_for_fork.append(lock)
+
+    def after_fork_in_parent(self) -> None:
+        """Let the shipper go on after ``before_fork``."""
+        held, self._held_for_fork = self._held_for_fork, []
+        for lock in held:
+            lock.release()
+
+    def reset_after_fork(self, builder: RecordBuilder) -> None:
+        """In a forked child: drop the parent's records and start a shipper of its own."""
+        self.builder = builder
+        self.stats.reset_after_fork()
+        self.buffer = deque()
+        self.drain_lock = threading.Lock()
+        self._built = deque()
+        self._orphans = []
+        self._fresh_state()
+        for route in self._routes:
+            route.reset_after_fork()
+        for route in self._inline_routes:
+            self._start_sink(route)
+        if not self._closed:
+            self._start_threads()
+
+    # ---- the threads ---------------------------------------------------------------------------
+
+    def _start_threads(self) -> None:
+        for route in self._routes:
+            senders = self._senders.setdefault(route.name, [])
+            for n in range(route.senders):
+                lock = threading.Lock()
+                self._send_locks.append(lock)
+                senders.append(
+                    threading.Thread(
+                        target=self._send_loop,
+                        args=(route, lock, n == 0 and not route.inline),
+                        name=f"dxtrack-send:{route.name}#{n}",
+                        daemon=True,
+                    )
+                )
+            self._threads.extend(senders)
+        if self._background_routes or self._threads:
+            self._threads.append(
+                threading.Thread(target=self._build_loop, name="dxtrack-builder", daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
+
+    def _build_loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(min(self._flush_interval, MAINTAIN_EVERY))
+            self._wake.clear()
+            try:
+                with self._build_lock:
+                    if self._closed:
+                        return
+                    self._cycle()
+            except Exception as exc:  # the builder must survive anything
+                self._log_once(
+                    f"cycle:{type(exc).__name__}",
+                    logging.ERROR,
+                    "dxtrack: unexpected error in the shipper: %r",
+                    exc,
+                )
+            with self._progress:
+                self._progress.notify_all()
+
+    def _cycle(self) -> None:
+        now = time.monotonic()
+        due = self._flush_wanted or self._stale() or len(self.buffer) >= self.wake_slots
+        if due or now - self._built_at >= self._flush_interval:
+            self._built_at = now
+            while self._may_build():
+                if self._drain(DRAIN_CHUNK) < DRAIN_CHUNK:
+                    break
+        for route in self._routes:
+            route.maintain(time.monotonic())
+
+    def _may_build(self) -> bool:
+        if len(self.buffer) >= self.max_slots * 3 // 4 or self._stale():
+            return True
+        return not any(route.backlogged() for route in self._background_routes)
+
+    def _stale(self) -> bool:
+        """Whether the oldest captured event waited ``STALE_EVENT_SECONDS`` (by its capture
+        time; a frozen test clock just never calls it stale)."""
+        try:
+            return bool(time.time() - self.buffer[1] > STALE_EVENT_SECONDS)
+        except (IndexError, TypeError):
+            return False
+
+    def _drain(self, limit: int) -> int:
+        """Build up to ``limit`` captured events and queue them; return how many were taken.
+        ``_building`` stays up until they are queued, so a flush never sees them nowhere."""
+        self._building += 1  # only the builder thread writes it
+        try:
+            with self.drain_lock:
+                taken = min(len(self.buffer) // EVENT_WIDTH, limit)
+                # one event at a time: no batch of event tuples outlives a young GC generation
+                lines = self._build_all(iter_events(self.buffer, taken))
+            for orphan, lock in self._orphans:
+                if orphan:
+                    with lock:
+                        lines.extend(self._build_all(iter_events(orphan)))
+            lines.extend(_pop_all(self._built))
+            if lines:
+                now = time.monotonic()
+                for route in self._background_routes:
+                    mine = _lines_for(route, lines)
+                    if mine:
+                        route.enqueue(mine, now)
+        finally:
+            self._building -= 1
+        return taken
+
+    def _send_loop(self, route: Route, lock: threading.Lock, starts_sink: bool) -> None:
+        if starts_sink:
+            with lock:
+                self._start_sink(route)
+        while not route.closed:
+            route.wake.wait(MAINTAIN_EVERY)
+            route.wake.clear()
+            try:
+                with lock:
+                    self._send_due(route)
+            except Exception as exc:  # a sender must survive anything
+                self._log_once(
+                    f"send:{type(exc).__name__}",
+                    logging.ERROR,
+                    "dxtrack: unexpected error in the sender of %s: %r",
+                    route.name,
+                    exc,
+                )
+            with self._progress:
+                self._progress.notify_all()
+
+    def _send_due(self, route: Route) -> None:
+        while True:
+            now = time.monotonic()
+            route.refill_replay(now)
+            call = route.next_call(now)
+            if call is None:
+                return
+            route.settle(call, route.send(call.items))
+
+    def _start_sink(self, route: Route) -> None:
+        try:
+            route.sink.start()
+        except PermanentSendError as exc:  # as send() would report it
+            self._log_once(f"permanent:{route.name}", logging.ERROR, "dxtrack: %s", exc)
+        except Exception as exc:  # send() will try again, with backoff
+            self._log_once(
+                f"start:{route.name}",
+                logging.WARNING,
+                "dxtrack: could not start %s: %r",
+                route.name,
+                exc,
+            )
+
+    # ---- shared helpers ------------------------------------------------------------------------
+
+    def _build_all(self, events: Iterable[Event]) -> list[Line]:
+        lines, failures = self.builder.build_many(events, self._seq.__next__)
+        if failures:
+            self.stats.drop("build_failed", len(failures))
+            exc = failures[0]
+            self._log_once(
+                f"build:{type(exc).__name__}",
+                logging.ERROR,
+                "dxtrack: could not build %d record(s): %r",
+                len(failures),
+                exc,
+            )
+        return lines
+
+
+def _close_sink(route: Route) -> None:
+    try:
+        route.sink.close()
+    except Exception as exc:
+        logger.debug("dxtrack: closing %s failed: %r", route.name, exc)
+
+
+def _lines_for(route: Route, lines: Iterable[Line]) -> list[bytes]:
+    """The lines of the record kinds ``route``'s sink takes."""
+    kinds = route.sink.kinds
+    return [data for kind, data in lines if kind in kinds]
+
+
+def _pop_all(queue: deque[Line]) -> list[Line]:
+    """Everything in ``queue``, popped (never swapped: other threads may be appending)."""
+    out: list[Line] = []
+    popleft = queue.popleft
+    while queue:
+        try:
+            out.append(popleft())
+        except IndexError:
+            break
+    return out
