@@ -10,6 +10,7 @@ import warnings
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from time import monotonic as _monotonic
 from time import time as _now
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,7 +22,7 @@ from dxtrack.log import LogOnce, logger
 
 if TYPE_CHECKING:
     from dxtrack.config import Config
-    from dxtrack.delivery.shipper import Orphan, Shipper
+    from dxtrack.delivery.shipper import Shipper
     from dxtrack.wiring import SinkFactory
 
 try:  # the compiled fast path of metric() and error(), when it was built at install
@@ -29,6 +30,8 @@ try:  # the compiled fast path of metric() and error(), when it was built at ins
 except ImportError:  # pragma: no cover - the pure-Python methods then do everything
     _hotpath = None  # type: ignore[assignment]
 
+ORPHAN_SECONDS = 60.0
+"""How long the buffers of a previous configuration are still drained after ``configure()``."""
 FORK_WAIT_SECONDS = 2.0
 """How long a ``fork()`` waits for the shipper to pause (between batches) at most."""
 
@@ -85,7 +88,9 @@ class Client:
         self._pipeline: Shipper | None = None
         self._held: deque[Any] | None = None
         self._held_lock = threading.Lock()
-        self._orphans: list[Orphan] = []
+        self._orphans: list[tuple[deque[Any], threading.Lock, float]] = []
+        """Buffers of previous configurations, each with its drain lock and when it was
+        replaced: a thread in the middle of a tracking call may still append to one."""
         self._lock = threading.RLock()
         self._warned = False
         self._compiled: tuple[_hotpath.Entry, _hotpath.Entry] | None = None
@@ -110,12 +115,16 @@ class Client:
 
         with self._lock:
             previous, previous_config = self._pipeline, self.config
+            orphans = [o for o in self._orphans if o[0] or _monotonic() - o[2] < ORPHAN_SECONDS]
             if previous is not None:
-                self._orphans.append((previous.buffer, previous.drain_lock))
+                orphans.append((previous.buffer, previous.drain_lock, _monotonic()))
             if self._held is not None:
-                self._orphans.append((self._held, self._held_lock))
+                orphans.append((self._held, self._held_lock, _monotonic()))
+            self._orphans = orphans
             counters, log_once = Counters(), LogOnce()
-            shipper = wiring.shipper(config, sinks, counters, log_once, self._orphans)
+            shipper = wiring.shipper(
+                config, sinks, counters, log_once, [(o[0], o[1]) for o in orphans]
+            )
             self.config, self.counters, self._log_once = config, counters, log_once
             self._held = deque() if config.buffer_metrics else None
             self._held_lock = threading.Lock()

@@ -3,7 +3,8 @@ to disk.
 
 A route never starts threads (``shipper`` does); it decides:
 
-- what the next call sends: fresh items, or a segment claimed back from the spool (in turn);
+- what the next call sends: fresh items first, then segments claimed back from the spool (or a
+  segment's first call, as the probe of a sink that keeps failing);
 - when records go to disk: an item that has waited ``SPILL_AFTER`` seconds without being
   accepted, an item built while the sink is failing, and the items of a call in flight for
   longer than that (an insurance copy, deleted again if the call succeeds);
@@ -95,7 +96,6 @@ class Route:
         self.last_attempt = 0.0
         self.replay_due = True
         self._spool_checked = 0.0
-        self._replay_turn = False
         self.closed = False
 
     @property
@@ -194,6 +194,8 @@ class Route:
         with self.lock:
             if self.claim is not None or self._claiming or now < self.retry_at:
                 return
+            if self.pending and not self.down(now):
+                return  # fresh records first; the spool is replayed with spare capacity
             if now < self.blocked_until:
                 return
             if not self.replay_due and now - self._spool_checked < RECHECK_SPOOL_SECONDS:
@@ -231,7 +233,8 @@ class Route:
             down = self.down(now)
             if down and self.inflight:
                 return None  # one probe at a time
-            use_replay = bool(self.replay) and (down or not self.pending or self._replay_turn)
+            # the spool waits for spare capacity, unless it holds the probe of a failing sink
+            use_replay = bool(self.replay) and (down or not self.pending)
             source = self.replay if use_replay else self.pending
             if not source:
                 return None
@@ -240,7 +243,6 @@ class Route:
                 source.popleft()
             if not use_replay:
                 self.pending_bytes -= sum(len(item.data) for item in items)
-            self._replay_turn = not use_replay
             call = Call(items, now, claim=items[0].claim)
             self.inflight.append(call)
             if self.pending or self.replay:

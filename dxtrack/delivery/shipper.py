@@ -224,12 +224,13 @@ class Shipper:
     # ---- fork ----------------------------------------------------------------------------------
 
     def before_fork(self, timeout: float) -> None:
-        """Pause the caller's inline sends, the builder and the senders (each for at most
-        ``timeout`` seconds) until ``after_fork_in_parent``: a fork in the middle of a lazy
-        import (urllib3 imports encodings.idna on a first connection) would leave the module's
-        lock held forever in the child."""
+        """Pause the caller's inline sends, the builder and the senders (for at most ``timeout``
+        seconds in all) until ``after_fork_in_parent``: a fork in the middle of a lazy import
+        (urllib3 imports encodings.idna on a first connection) would leave the module's lock
+        held forever in the child."""
+        deadline = time.monotonic() + timeout
         for lock in (self._inline_lock, self._build_lock, *self._send_locks):
-            if lock.acquire(timeout=timeout):
+            if lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
                 self._held_for_fork.append(lock)
 
     def after_fork_in_parent(self) -> None:

@@ -91,15 +91,14 @@ class Spool:
         if self._dir_fd is not None or self._refused:
             return
         try:
-            self._dir_fd = open_private_dir(self.directory)
+            self._dir_fd = open_private_dir(self.directory, private_depth=2)
         except (UnsafeDirectory, OSError) as exc:
             self._refused = True
             self._log_once(
-                f"spool-refused:{self.directory}",
+                f"spool-refused:{exc}",
                 logging.ERROR,
-                "dxtrack: refusing the spool directory %s: %s. Records that can't be delivered "
+                "dxtrack: refusing the spool directory: %s. Records that can't be delivered "
                 "stay in memory (up to the pending bound) and are counted if dropped",
-                self.directory,
                 exc,
             )
             return
