@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from time import monotonic as _monotonic
 from time import time as _now
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from dxtrack import tracebacks
+from dxtrack.arguments import ErrorFunction, MetricFunction, checked_metadata, checked_value
 from dxtrack.counters import Counters
 from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
 from dxtrack.events import ERROR, EVENT_WIDTH, METRIC, Event, pop_events
@@ -36,40 +37,9 @@ FORK_WAIT_SECONDS = 2.0
 """How long a ``fork()`` waits for the shipper to pause (between batches) at most."""
 
 
-class MetricFunction(Protocol):
-    """The signature of ``dxtrack.metric``."""
-
-    def __call__(
-        self,
-        metric_name: str,
-        value: float,
-        metadata: Mapping[str, Any] | None = None,
-        timestamp: datetime | None = None,
-    ) -> None: ...
-
-
-class ErrorFunction(Protocol):
-    """The signature of ``dxtrack.error``."""
-
-    def __call__(self, metadata: Mapping[str, Any] | None = None) -> None: ...
-
-
 def compiled_fast_path() -> bool:
     """Whether ``metric()`` and ``error()`` use the compiled fast path (``dxtrack._hotpath``)."""
     return _hotpath is not None and os.environ.get(DXTRACK_PURE_PYTHON, "") in ("", "0")
-
-
-def _value(value: object) -> float:
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"value must be a number, got {type(value).__name__}: {value!r}") from None
-
-
-def _metadata(metadata: object) -> dict[str, Any]:
-    if isinstance(metadata, Mapping):
-        return dict(metadata)
-    raise ValueError(f"metadata must be a dict, got {type(metadata).__name__}: {metadata!r}")
 
 
 class Client:
@@ -190,9 +160,9 @@ class Client:
                 ``metadata`` is not a dict.
         """
         if value.__class__ is not float:
-            value = _value(value)
+            value = checked_value(value)
         if metadata is not None:
-            metadata = metadata.copy() if metadata.__class__ is dict else _metadata(metadata)
+            metadata = metadata.copy() if metadata.__class__ is dict else checked_metadata(metadata)
         if timestamp is not None and not isinstance(timestamp, datetime):
             raise ValueError(
                 f"timestamp must be a datetime, got {type(timestamp).__name__}: {timestamp!r}"
@@ -222,7 +192,7 @@ class Client:
         """
         exc_type, exc_value, tb = sys.exc_info()
         if metadata is not None:
-            metadata = metadata.copy() if metadata.__class__ is dict else _metadata(metadata)
+            metadata = metadata.copy() if metadata.__class__ is dict else checked_metadata(metadata)
         if exc_value is None:
             self._error_outside_except(metadata)
             return
@@ -266,7 +236,7 @@ class Client:
             ValueError: ``metadata`` is not a dict, or ``list_of_exceptions`` is not iterable.
         """
         if metadata is not None:
-            metadata = _metadata(metadata)
+            metadata = checked_metadata(metadata)
         try:
             exceptions = list(list_of_exceptions)
         except TypeError:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from dxtrack.config import Config
 from dxtrack.counters import Counters
+from dxtrack.delivery.buffers import Orphan
 from dxtrack.delivery.route import Route
-from dxtrack.delivery.shipper import Orphan, Shipper
+from dxtrack.delivery.shipper import Shipper
 from dxtrack.delivery.spool import Spool
 from dxtrack.events import ERROR, METRIC
 from dxtrack.log import LogOnce

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from dxtrack.sinks.base import Limits
 
 if TYPE_CHECKING:
-    from dxtrack.delivery.spool import Claim
+    from dxtrack.delivery.segments import Claim
 
 
 @dataclass(eq=False)

@@ -15,43 +15,31 @@ A route never starts threads (``shipper`` does); it decides:
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Final
 
 from dxtrack.counters import Counters
+from dxtrack.delivery.attempts import (
+    BLOCKED_PROBE_SECONDS,
+    Call,
+    attempt,
+    backoff,
+    lines_of,
+    units_of,
+)
 from dxtrack.delivery.packing import Item, calls, pack
-from dxtrack.delivery.spool import Claim, Spool
+from dxtrack.delivery.segments import Claim
+from dxtrack.delivery.spool import Spool
 from dxtrack.log import LogOnce
-from dxtrack.sinks.base import PermanentSendError, RetryableSendError, Sink
+from dxtrack.sinks.base import Sink
 
 SPILL_AFTER: Final = 1.0
 """Seconds a record may wait unaccepted (or a call stay in flight) before it is on disk."""
-BACKOFF_BASE: Final = 0.1
-BACKOFF_MAX: Final = 5.0
-BLOCKED_PROBE_SECONDS: Final = 30.0
-"""After an error retrying can't fix, how long before the sink is tried again."""
-INLINE_ATTEMPTS: Final = 3
 RECHECK_SPOOL_SECONDS: Final = 30.0
 """How often an idle route looks for segments that other processes left in its spool."""
-
-
-@dataclass(eq=False)
-class Call:
-    """One ``send`` in flight."""
-
-    items: list[Item]
-    started: float
-    claim: Claim | None = None
-    """The spool segment its items were read from (a replay)."""
-    insurance: Claim | None = None
-    """The segment its items were written to because it took long."""
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    done: bool = False
 
 
 class Route:
@@ -123,14 +111,13 @@ class Route:
         """Queue freshly built lines; while the sink is down they go straight to disk."""
         items = pack(lines, self.sink.limits, now)
         if self.spool is not None and self.down(now) and self.spool.available():
-            self._to_disk(items)
-            self.replay_due = True
+            self.spill(items, "spool_unavailable")
             return
         with self.lock:
             self.pending.extend(items)
             self.pending_bytes += sum(len(item.data) for item in items)
             over = self._pop_over_bound()
-        self._spill(over, "pending_full")
+        self.spill(over, "pending_full")
         self.wake.set()
 
     def _pop_over_bound(self) -> list[Item]:
@@ -252,18 +239,11 @@ class Route:
         return call
 
     def send(self, items: Sequence[Item]) -> Sequence[int]:
-        """One ``sink.send``; returns the indices of the items that failed (all of them when the
-        whole call failed). Logs what went wrong, once per problem."""
-        try:
-            failed = self.sink.send([item.data for item in items])
-        except PermanentSendError as exc:
-            self._log_once(f"permanent:{self.name}", logging.ERROR, "dxtrack: %s", exc)
+        """One ``sink.send``; returns the indices of the items that failed. An error retrying
+        can't fix blocks the sink for ``BLOCKED_PROBE_SECONDS``."""
+        failed, permanent = attempt(self.sink, [item.data for item in items], self._log_once)
+        if permanent:
             self.blocked_until = time.monotonic() + BLOCKED_PROBE_SECONDS
-            return range(len(items))
-        except Exception as exc:  # RetryableSendError, or anything a sink didn't expect
-            self._report_retryable(exc)
-            return range(len(items))
-        self._log_once.forget(f"permanent:{self.name}")
         return failed
 
     def settle(self, call: Call, failed_at: Iterable[int]) -> None:
@@ -271,7 +251,7 @@ class Route:
         now = time.monotonic()
         failed_set = set(failed_at)
         failed = [item for i, item in enumerate(call.items) if i in failed_set]
-        self.stats.add("delivered", sum(it.lines for it in call.items) - _lines(failed))
+        self.stats.add("delivered", sum(it.lines for it in call.items) - lines_of(failed))
         with call.lock:
             call.done = True
             insurance = call.insurance
@@ -279,20 +259,12 @@ class Route:
             if claim is not None:
                 for i, item in enumerate(call.items):
                     if i not in failed_set:
-                        claim.delivered.update(_span(item, claim is insurance, i))
+                        claim.delivered.update(units_of(item, claim is insurance, i))
         release: list[Claim] = [insurance] if insurance is not None else []
         respill: list[Item] = []
         with self.lock:
             self.inflight.remove(call)
-            self.last_attempt = now
-            if failed:
-                self.stats.add("retried", _lines(failed))
-                self.attempt += 1
-                self.retry_at = now + backoff(self.attempt)
-                if self.failing_since is None:
-                    self.failing_since = now
-            else:
-                self.attempt, self.failing_since = 0, None
+            self.record_outcome(bool(failed), now)
             if call.claim is not None:
                 if failed:  # its lines stay on disk: give the segment up until the next try
                     self._claim_left -= len(self.replay)
@@ -307,39 +279,25 @@ class Route:
                 else:
                     self.pending.extendleft(reversed(failed))
                     self.pending_bytes += sum(len(item.data) for item in failed)
+        self.stats.add("retried", lines_of(failed))
         if insurance is not None and failed:
-            self.stats.add("spooled", _lines(failed))
+            self.stats.add("spooled", lines_of(failed))
         for claim in release:
             assert self.spool is not None
             self.spool.release(claim)
-        self._spill(respill, "exit_timeout" if self.closed else "sink_rejected")
+        self.spill(respill, "exit_timeout" if self.closed else "sink_rejected")
         self.wake.set()
 
-    def send_inline(self, lines: list[bytes]) -> None:
-        """Deliver on the caller's thread, a few tries with backoff; then spool the rest."""
-        now = time.monotonic()
-        items = pack(lines, self.sink.limits, now)
-        if self.spool is not None and (self.down(now) or now < self.retry_at):
-            self._spill(items, "send_failed")  # failing moments ago: don't wait on it again
-            return
-        for call in calls(items, self.sink.limits):
-            for attempt in range(INLINE_ATTEMPTS):
-                failed = set(self.send(call))
-                self.stats.add("delivered", _lines(call) - sum(call[i].lines for i in failed))
-                call = [item for i, item in enumerate(call) if i in failed]
-                if not call or now < self.blocked_until:
-                    break
-                self.stats.add("retried", _lines(call))
-                if attempt + 1 < INLINE_ATTEMPTS:
-                    time.sleep(backoff(attempt))
-            if call:
-                self.attempt += 1
-                self.retry_at = time.monotonic() + backoff(self.attempt)
-                self.failing_since = self.failing_since or now
-                self._spill(call, "send_failed")
-            else:
-                self.attempt, self.failing_since = 0, None
-        self.wake.set()
+    def record_outcome(self, failed: bool, now: float) -> None:
+        """Back off after a failure; after a success, forget the failures before it."""
+        self.last_attempt = now
+        if failed:
+            self.attempt += 1
+            self.retry_at = now + backoff(self.attempt)
+            if self.failing_since is None:
+                self.failing_since = now
+        else:
+            self.attempt, self.failing_since = 0, None
 
     # ---- flush and shutdown --------------------------------------------------------------------
 
@@ -382,7 +340,7 @@ class Route:
             claim = self.claim if self._claim_left <= 0 else None
             if claim is not None:
                 self.claim = None
-        self._spill(left, "exit_timeout")
+        self.spill(left, "exit_timeout")
         if self.spool is not None:
             for call in inflight:
                 if call.claim is None:
@@ -403,14 +361,14 @@ class Route:
 
     def spill_lines(self, lines: list[bytes], reason: str) -> None:
         """Put lines on disk without queueing them (the capture buffer is full)."""
-        self._spill(pack(lines, self.sink.limits), reason)
+        self.spill(pack(lines, self.sink.limits), reason)
 
     def _to_disk(self, items: list[Item]) -> None:
         assert self.spool is not None
         for item in items:
             self.spool.append(item.data, item.lines)
 
-    def _spill(self, items: list[Item], reason: str) -> None:
+    def spill(self, items: list[Item], reason: str) -> None:
         """To disk when the spool can take them, else dropped and counted."""
         if not items:
             return
@@ -421,7 +379,7 @@ class Route:
             self._drop(items, reason)
 
     def _drop(self, items: list[Item], reason: str) -> None:
-        lines = _lines(items)
+        lines = lines_of(items)
         if not lines:
             return
         self.stats.drop(f"{reason}:{self.name}", lines)
@@ -433,31 +391,3 @@ class Route:
             lines,
             reason,
         )
-
-    def _report_retryable(self, exc: Exception) -> None:
-        kind = "retryable" if isinstance(exc, RetryableSendError) else type(exc).__name__
-        text = " ".join(str(exc).split())[:300]  # one line, even when a server answers in HTML
-        self._log_once(
-            f"retry:{self.name}:{kind}",
-            logging.WARNING,
-            "dxtrack: sending to %s failed, will retry: %s",
-            self.name,
-            text,
-        )
-
-
-def _lines(items: Iterable[Item]) -> int:
-    return sum(item.lines for item in items)
-
-
-def _span(item: Item, whole_items: bool, index: int) -> range:
-    """The units of a claim an item covers: one per item for an insurance segment (written
-    item by item), its lines for a replayed segment."""
-    if whole_items:
-        return range(index, index + 1)
-    return range(item.first_line, item.first_line + item.lines)
-
-
-def backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter."""
-    return random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * (2 ** min(attempt, 16))))

@@ -1,11 +1,11 @@
 """The one place for threads: the capture buffer, the builder, and each route's senders.
 
-The caller's thread only appends a captured event to a bounded, flat buffer (see ``events``).
+The caller's thread only appends a captured event to a bounded, flat buffer (``buffers``).
 In the background, per process:
 
 - the builder (``dxtrack-builder``) builds the JSON lines, queues them on every route, and
   keeps each route's promises over time (``Route.maintain``: what waited too long goes to disk);
-- each route has sender threads of its own (``dxtrack-send-<sink>-<n>``), as many as the calls
+- each route has sender threads of its own (``dxtrack-send:<sink>#<n>``), as many as the calls
   its sink may have in flight, so a stuck or slow sink never delays another.
 
 Routes marked ``inline`` are delivered on the caller's thread instead, before the tracking call
@@ -14,7 +14,6 @@ returns (stage ``test``, and ``use_async_requests=False``); their sender only re
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -23,8 +22,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from dxtrack.counters import Counters
+from dxtrack.delivery.attempts import deliver_inline
+from dxtrack.delivery.buffers import Buffers, Line, Orphan
 from dxtrack.delivery.route import Route
-from dxtrack.events import EVENT_WIDTH, Event, iter_events, pop_events
+from dxtrack.events import EVENT_WIDTH, Event
 from dxtrack.log import LogOnce, logger
 from dxtrack.records import RecordBuilder
 from dxtrack.sinks.base import PermanentSendError
@@ -33,14 +34,6 @@ DRAIN_CHUNK: Final = 20_000
 MAINTAIN_EVERY: Final = 0.25
 """The builder wakes at least this often, so that a record is on disk about a second after it
 stopped making progress."""
-STALE_EVENT_SECONDS: Final = 0.5
-"""Captured events older than this are built even while the senders are backlogged."""
-
-Line = tuple[str, bytes]
-Orphan = tuple[deque[Any], threading.Lock]
-"""The buffer of a previous configuration, and the lock that lets one thread at a time drain
-it: a thread that was in the middle of a tracking call while ``configure()`` ran may still
-append to it."""
 
 
 class Shipper:
@@ -57,7 +50,6 @@ class Shipper:
         log_once: LogOnce,
         orphans: Sequence[Orphan] = (),
     ) -> None:
-        self.builder = builder
         self.stats = stats
         self._log_once = log_once
         self._routes = list(routes)
@@ -68,10 +60,7 @@ class Shipper:
         self.max_slots = max_buffer * EVENT_WIDTH
         self.wake_slots = max(1, max_buffer // 2) * EVENT_WIDTH
         self._flush_interval = flush_interval
-        self.buffer: deque[Any] = deque()
-        self.drain_lock = threading.Lock()
-        self._orphans = list(orphans)
-        self._built: deque[Line] = deque()
+        self.buffers = Buffers(builder, stats, log_once, orphans)
         self._fresh_state()
         self._closed = False
         for route in self._inline_routes:
@@ -79,10 +68,8 @@ class Shipper:
         self._start_threads()
 
     def _fresh_state(self) -> None:
-        self._seq = itertools.count(1)
         self._wake = threading.Event()
         self._progress = threading.Condition()
-        self._building = 0
         self._flush_wanted = False
         self._inline_lock = threading.Lock()
         self._build_lock = threading.Lock()
@@ -91,6 +78,16 @@ class Shipper:
         self._senders: dict[str, list[threading.Thread]] = {}
         self._send_locks: list[threading.Lock] = []
         self._built_at = 0.0
+
+    @property
+    def buffer(self) -> deque[Any]:
+        """The capture buffer (flat events; see ``events``)."""
+        return self.buffers.events
+
+    @property
+    def drain_lock(self) -> threading.Lock:
+        """The lock one thread at a time holds to take events out of ``buffer``."""
+        return self.buffers.drain_lock
 
     # ---- caller's thread ---------------------------------------------------------------------
 
@@ -124,7 +121,7 @@ class Shipper:
     def overflow(self, events: Iterable[Event]) -> None:
         """The buffer is full: the caller builds the lines itself and spools them (a route
         without a spool drops and counts them)."""
-        lines = self._build_all(events)
+        lines = self.buffers.build(events)
         self.stats.add("overflowed", len(lines))
         self._log_once(
             "buffer-full",
@@ -139,13 +136,13 @@ class Shipper:
     def deliver_inline(self, events: Iterable[Event]) -> None:
         """Deliver to the inline routes now, on the caller's thread; hand on the rest."""
         with self._inline_lock:
-            lines = self._build_all(events)
+            lines = self.buffers.build(events)
             for route in self._inline_routes:
                 mine = _lines_for(route, lines)
                 if mine:
-                    route.send_inline(mine)
+                    deliver_inline(route, mine)
         if self._background_routes:
-            self._built.extend(lines)
+            self.buffers.built.extend(lines)
             self._wake.set()
 
     # ---- flush and shutdown (any thread) ---------------------------------------------------
@@ -172,14 +169,12 @@ class Shipper:
         return self._nothing_left()
 
     def _quiet(self, since: float) -> bool:
-        if self.buffer or self._built or self._building:
+        if not self.buffers.empty():
             return self._closed  # after shutdown nobody builds them: they were spooled
-        if any(orphan for orphan, _ in self._orphans):
-            return False
         return all(route.quiet(since) for route in self._routes)
 
     def _nothing_left(self) -> bool:
-        if self.buffer or self._built or not all(r.quiet(float("inf")) for r in self._routes):
+        if not self.buffers.empty() or not all(r.quiet(float("inf")) for r in self._routes):
             return False
         if any(r.spool is not None and r.spool.unreplayed() for r in self._routes):
             return False
@@ -192,14 +187,15 @@ class Shipper:
         delivered = self.flush(timeout)
         with self._build_lock:
             self._closed = True
-            lines = self._drain_everything()
+            _, lines = self.buffers.take()
         for route in self._routes:
             mine = _lines_for(route, lines)
             if route.inline and mine:
-                route.send_inline(mine)
+                deliver_inline(route, mine)
             elif mine:
                 route.enqueue(mine, time.monotonic())
             route.close()
+        self.buffers.done()
         self._wake.set()
         with self._progress:
             self._progress.notify_all()
@@ -210,16 +206,6 @@ class Shipper:
             if not any(t.is_alive() for t in self._senders.get(route.name, ())):
                 _close_sink(route)
         return delivered
-
-    def _drain_everything(self) -> list[Line]:
-        with self.drain_lock:
-            events = pop_events(self.buffer)
-        for orphan, lock in self._orphans:
-            with lock:
-                events.extend(pop_events(orphan))
-        lines = self._build_all(events)
-        lines.extend(_pop_all(self._built))
-        return lines
 
     # ---- fork ----------------------------------------------------------------------------------
 
@@ -241,12 +227,8 @@ class Shipper:
 
     def reset_after_fork(self, builder: RecordBuilder) -> None:
         """In a forked child: drop the parent's records and start a shipper of its own."""
-        self.builder = builder
         self.stats.reset_after_fork()
-        self.buffer = deque()
-        self.drain_lock = threading.Lock()
-        self._built = deque()
-        self._orphans = []
+        self.buffers.reset_after_fork(builder)
         self._fresh_state()
         for route in self._routes:
             route.reset_after_fork()
@@ -300,7 +282,7 @@ class Shipper:
 
     def _cycle(self) -> None:
         now = time.monotonic()
-        due = self._flush_wanted or self._stale() or len(self.buffer) >= self.wake_slots
+        due = self._flush_wanted or self.buffers.stale() or len(self.buffer) >= self.wake_slots
         if due or now - self._built_at >= self._flush_interval:
             self._built_at = now
             while self._may_build():
@@ -310,32 +292,14 @@ class Shipper:
             route.maintain(time.monotonic())
 
     def _may_build(self) -> bool:
-        if len(self.buffer) >= self.max_slots * 3 // 4 or self._stale():
+        if len(self.buffer) >= self.max_slots * 3 // 4 or self.buffers.stale():
             return True
         return not any(route.backlogged() for route in self._background_routes)
 
-    def _stale(self) -> bool:
-        """Whether the oldest captured event waited ``STALE_EVENT_SECONDS`` (by its capture
-        time; a frozen test clock just never calls it stale)."""
-        try:
-            return bool(time.time() - self.buffer[1] > STALE_EVENT_SECONDS)
-        except (IndexError, TypeError):
-            return False
-
     def _drain(self, limit: int) -> int:
-        """Build up to ``limit`` captured events and queue them; return how many were taken.
-        ``_building`` stays up until they are queued, so a flush never sees them nowhere."""
-        self._building += 1  # only the builder thread writes it
+        """Build up to ``limit`` captured events and queue them; return how many were taken."""
+        taken, lines = self.buffers.take(limit)
         try:
-            with self.drain_lock:
-                taken = min(len(self.buffer) // EVENT_WIDTH, limit)
-                # one event at a time: no batch of event tuples outlives a young GC generation
-                lines = self._build_all(iter_events(self.buffer, taken))
-            for orphan, lock in self._orphans:
-                if orphan:
-                    with lock:
-                        lines.extend(self._build_all(iter_events(orphan)))
-            lines.extend(_pop_all(self._built))
             if lines:
                 now = time.monotonic()
                 for route in self._background_routes:
@@ -343,7 +307,7 @@ class Shipper:
                     if mine:
                         route.enqueue(mine, now)
         finally:
-            self._building -= 1
+            self.buffers.done()
         return taken
 
     def _send_loop(self, route: Route, lock: threading.Lock, starts_sink: bool) -> None:
@@ -390,22 +354,6 @@ class Shipper:
                 exc,
             )
 
-    # ---- shared helpers ------------------------------------------------------------------------
-
-    def _build_all(self, events: Iterable[Event]) -> list[Line]:
-        lines, failures = self.builder.build_many(events, self._seq.__next__)
-        if failures:
-            self.stats.drop("build_failed", len(failures))
-            exc = failures[0]
-            self._log_once(
-                f"build:{type(exc).__name__}",
-                logging.ERROR,
-                "dxtrack: could not build %d record(s): %r",
-                len(failures),
-                exc,
-            )
-        return lines
-
 
 def _close_sink(route: Route) -> None:
     try:
@@ -418,15 +366,3 @@ def _lines_for(route: Route, lines: Iterable[Line]) -> list[bytes]:
     """The lines of the record kinds ``route``'s sink takes."""
     kinds = route.sink.kinds
     return [data for kind, data in lines if kind in kinds]
-
-
-def _pop_all(queue: deque[Line]) -> list[Line]:
-    """Everything in ``queue``, popped (never swapped: other threads may be appending)."""
-    out: list[Line] = []
-    popleft = queue.popleft
-    while queue:
-        try:
-            out.append(popleft())
-        except IndexError:
-            break
-    return out

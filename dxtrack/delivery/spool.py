@@ -1,29 +1,26 @@
 """A disk spool of JSON lines that a sink has not accepted, replayed until it does.
 
 One directory per destination, opened safely (``private_dir``). Each writer appends to segment
-files of its own, ``seg-<time>-<pid>-<writer>-<n>.jsonl`` (mode 0600), each created under a
-hidden name, locked with ``flock`` and only then renamed into view, so no replayer can take a
-segment that its writer still holds. A replayer claims a segment by locking it; when it is done
-the segment is deleted (all delivered), rewritten in place with the lines still undelivered
-(an atomic rename), or left as it was: a segment is put back, never copied.
+files of its own, ``seg-<time>-<pid>-<writer>-<n>.jsonl`` (mode 0600; see ``segments``). A
+replayer claims a segment by locking it; when it is done the segment is deleted (all
+delivered), rewritten in place with the lines still undelivered, or left as it was: a segment is
+put back, never copied. Past ``max_bytes`` on disk, or when the disk fails, records are dropped
+and counted by reason, and a failing disk is tried again only ``RETRY_DISK_AFTER`` seconds
+later, in the same segment file.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import os
-import stat
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
 from dxtrack.counters import Counters
+from dxtrack.delivery import segments
 from dxtrack.delivery.private_dir import UnsafeDirectory, open_private_dir
+from dxtrack.delivery.segments import Claim
 from dxtrack.log import LogOnce
 
 SEGMENT_BYTES = 4 * 1024 * 1024
@@ -31,24 +28,14 @@ SEGMENT_BYTES = 4 * 1024 * 1024
 SYNC_EVERY = 0.5
 """Seconds between ``fsync`` calls of the open segment, as Vector's disk buffer does."""
 RETRY_DISK_AFTER = 5.0
-"""After a failed write, seconds before the spool is tried again (no spray of new files)."""
-OPEN_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-@dataclass(eq=False)
-class Claim:
-    """A locked segment and its lines; ``delivered`` holds the indices of lines accepted."""
-
-    name: str
-    fd: int
-    lines: list[bytes]
-    delivered: set[int] = field(default_factory=set)
-    rewrite: bool = False
-    """Corrupt lines were skipped: write the segment back without them."""
+"""After a failed write, seconds before the spool is tried again."""
 
 
 class Spool:
-    """Lines that could not be delivered, kept on disk for one destination."""
+    """Lines that could not be delivered, kept on disk for one destination.
+
+    ``directory`` is ``<spool_dir>/<destination>``: neither may be a symbolic link.
+    """
 
     def __init__(
         self, directory: Path, stats: Counters, log_once: LogOnce, max_bytes: int = 1 << 30
@@ -78,11 +65,9 @@ class Spool:
     # ---- the directory -----------------------------------------------------------------------
 
     def available(self) -> bool:
-        """Whether the spool can take lines now (its directory is safe and the disk worked the
-        last time, or long enough ago)."""
-        if self._refused:
-            return False
-        if self._dir_fd is None:
+        """Whether the spool can take lines now: its directory is safe, and the disk worked the
+        last time (or long enough ago)."""
+        if self._dir_fd is None and not self._refused:
             with self._lock:
                 self._open_directory()
         return self._dir_fd is not None and time.monotonic() - self._failed_at >= RETRY_DISK_AFTER
@@ -102,7 +87,8 @@ class Spool:
                 exc,
             )
             return
-        self._size = sum(size for _, size in self._segment_files())
+        segments.sweep_leftovers(self._dir_fd)
+        self._size = sum(size for _, size in segments.segment_files(self._dir_fd))
 
     # ---- writing ------------------------------------------------------------------------------
 
@@ -134,15 +120,14 @@ class Spool:
                 self.max_bytes,
             )
             return 0
-        done = 0
         try:
             if self._fd is None or self._written >= SEGMENT_BYTES:
-                self._open_segment()
-            assert self._fd is not None
-            view = memoryview(data)
-            while done < len(data):
-                done += os.write(self._fd, view[done:])
+                self._close_segment()
+                self._fd, self._name = self._create_segment()
+                self._written = 0
+            segments.write_all(self._fd, data)
         except OSError as exc:
+            done = exc.done if isinstance(exc, segments.PartialWrite) else 0
             return self._partial_write(data, done, lines, exc)
         self._written += len(data)
         self._size += len(data)
@@ -153,7 +138,7 @@ class Spool:
     def _partial_write(self, data: bytes, done: int, lines: int, exc: OSError) -> int:
         """Keep the whole lines that reached the disk, cut the torn one, count the rest."""
         whole = data.rfind(b"\n", 0, done) + 1
-        if self._fd is not None:
+        if self._fd is not None and whole < done:
             try:
                 os.ftruncate(self._fd, self._written + whole)
             except OSError:
@@ -162,6 +147,10 @@ class Spool:
         self._written += whole
         self._size += whole
         self._stats.drop("spool_write_failed", lines - written)
+        self._disk_failed(exc)
+        return written
+
+    def _disk_failed(self, exc: OSError) -> None:
         self._failed_at = time.monotonic()
         self._log_once(
             f"spool-write:{self.directory}",
@@ -171,30 +160,12 @@ class Spool:
             self.directory,
             exc,
         )
-        return written
-
-    def _open_segment(self) -> None:
-        self._close_segment()
-        self._fd, self._name = self._create_segment()
-        self._written = 0
 
     def _create_segment(self) -> tuple[int, str]:
-        """A new, empty segment, locked before it appears under its name."""
         assert self._dir_fd is not None
         self._segments += 1
         stem = f"{time.time_ns():020d}-{os.getpid()}-{self._writer}-{self._segments:06d}"
-        hidden, name = f".new-{stem}", f"seg-{stem}.jsonl"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | OPEN_FLAGS
-        fd = os.open(hidden, flags, 0o600, dir_fd=self._dir_fd)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.rename(hidden, name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
-        except OSError:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(hidden, dir_fd=self._dir_fd)
-            raise
-        return fd, name
+        return segments.create_segment(self._dir_fd, stem)
 
     def sync(self, *, force: bool = True) -> None:
         """``fsync`` the open segment when it has unsynced lines (at most every
@@ -203,8 +174,10 @@ class Spool:
             return
         now = time.monotonic()
         if force or now - self._synced_at >= SYNC_EVERY:
-            with contextlib.suppress(OSError):
+            try:
                 os.fsync(self._fd)
+            except OSError as exc:
+                self._disk_failed(exc)
             self._synced_at, self._dirty = now, False
 
     def _close_segment(self) -> None:
@@ -231,17 +204,13 @@ class Spool:
             fd, name = -1, ""
             try:
                 fd, name = self._create_segment()
-                view = memoryview(data)
-                done = 0
-                while done < len(data):
-                    done += os.write(fd, view[done:])
+                segments.write_all(fd, data)
                 os.fsync(fd)
-            except OSError:
+            except OSError as exc:
                 if fd >= 0:
                     os.close(fd)
-                    with contextlib.suppress(OSError):
-                        os.unlink(name, dir_fd=self._dir_fd)
-                self._failed_at = time.monotonic()
+                    segments.unlink(self._dir_fd, name)
+                self._disk_failed(exc)
                 return None
             self._size += len(data)
             self._own[name] = lines
@@ -251,74 +220,63 @@ class Spool:
 
     def claim(self) -> Claim | None:
         """Lock and read the oldest segment that no writer or replayer holds."""
-        self._open_directory()
+        with self._lock:
+            self._open_directory()
         dir_fd = self._dir_fd
         if dir_fd is None:
             return None
-        for name, _ in self._segment_files():
+        for name, _ in segments.segment_files(dir_fd):
             if self.own_only and name not in self._own:
                 continue
-            claim = self._try_claim(dir_fd, name)
-            if claim is not None:
-                return claim
-        return None
-
-    def _try_claim(self, dir_fd: int, name: str) -> Claim | None:
-        try:
-            fd = os.open(name, os.O_RDONLY | OPEN_FLAGS, dir_fd=dir_fd)
-        except OSError:
-            return None
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+            try:
+                found = segments.claim_segment(dir_fd, name)
+            except segments.ForeignSegment as exc:
                 self._log_once(
                     f"spool-foreign:{self.directory}/{name}",
                     logging.WARNING,
-                    "dxtrack: not replaying %s/%s: it is not a file of this user (uid %d)",
+                    "dxtrack: not replaying %s/%s: %s",
                     self.directory,
                     name,
-                    info.st_uid,
+                    exc,
                 )
-                raise OSError("foreign segment")
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            if (now.st_ino, now.st_dev) != (info.st_ino, info.st_dev):
-                raise OSError("replaced meanwhile")  # put back or deleted by another replayer
-            lines, bad = _valid_lines(_read_all(fd))
-        except OSError:
-            os.close(fd)
-            return None
-        if bad:
-            self._stats.drop("spool_corrupt", bad)
-            self._log_once(
-                f"spool-corrupt:{self.directory}/{name}",
-                logging.WARNING,
-                "dxtrack: skipped %d torn or corrupt line(s) in spool segment %s/%s",
-                bad,
-                self.directory,
-                name,
-            )
-        return Claim(name, fd, lines, rewrite=bool(bad))
+                continue
+            if found is None:
+                continue
+            fd, lines, bad = found
+            if bad:
+                self._stats.drop("spool_corrupt", bad)
+                self._log_once(
+                    f"spool-corrupt:{self.directory}/{name}",
+                    logging.WARNING,
+                    "dxtrack: skipped %d torn or corrupt line(s) in spool segment %s/%s",
+                    bad,
+                    self.directory,
+                    name,
+                )
+            return Claim(name, fd, lines, rewrite=bool(bad))
+        return None
 
     def release(self, claim: Claim) -> None:
-        """Delete the segment when every line was delivered, else put the undelivered lines
-        back in its place; then unlock it."""
+        """Delete the segment when every unit was delivered, else put the undelivered ones back
+        in its place; then unlock it."""
         dir_fd = self._dir_fd
         try:
             if dir_fd is None:
                 return
-            left = [line for i, line in enumerate(claim.lines) if i not in claim.delivered]
-            before = _fd_size(claim.fd)
+            left = [unit for i, unit in enumerate(claim.lines) if i not in claim.delivered]
+            before = segments.fd_size(claim.fd)
+            after = before
             if not left:
                 os.unlink(claim.name, dir_fd=dir_fd)
+                after = 0
             elif len(left) < len(claim.lines) or claim.rewrite:
-                self._put_back(dir_fd, claim.name, left)
-            after = sum(len(line) for line in left) if claim.delivered or claim.rewrite else before
+                segments.put_back(dir_fd, claim.name, left)
+                after = sum(len(unit) for unit in left)
             with self._lock:
                 self._size = max(self._size - before + after, 0)
                 if claim.name in self._own:
                     if left:
-                        self._own[claim.name] = len(left)
+                        self._own[claim.name] = sum(unit.count(b"\n") for unit in left)
                     else:
                         del self._own[claim.name]
         except OSError as exc:
@@ -333,20 +291,6 @@ class Spool:
         finally:
             os.close(claim.fd)
 
-    def _put_back(self, dir_fd: int, name: str, lines: list[bytes]) -> None:
-        hidden = f".put-{name}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | OPEN_FLAGS
-        fd = os.open(hidden, flags, 0o600, dir_fd=dir_fd)
-        try:
-            data = memoryview(b"".join(lines))
-            done = 0
-            while done < len(data):
-                done += os.write(fd, data[done:])
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(hidden, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-
     def unreplayed(self) -> int:
         """Lines this process spooled that are still on disk, waiting for a replay."""
         with self._lock:
@@ -354,25 +298,11 @@ class Spool:
         dir_fd = self._dir_fd
         if not own or dir_fd is None:
             return 0
-        gone = [name for name in own if not _exists(dir_fd, name)]
+        gone = [name for name in own if not segments.exists(dir_fd, name)]
         with self._lock:
             for name in gone:
                 self._own.pop(name, None)
         return sum(lines for name, lines in own.items() if name not in gone)
-
-    def _segment_files(self) -> list[tuple[str, int]]:
-        if self._dir_fd is None:
-            return []
-        try:
-            names = sorted(os.listdir(self._dir_fd))
-        except OSError:
-            return []
-        found = []
-        for name in names:
-            if name.startswith("seg-") and name.endswith(".jsonl"):
-                with contextlib.suppress(OSError):
-                    found.append((name, os.stat(name, dir_fd=self._dir_fd).st_size))
-        return found
 
     # ---- process lifecycle -------------------------------------------------------------------
 
@@ -391,43 +321,3 @@ class Spool:
         self._segments = 0
         self._own = {}
         self.own_only = True
-
-
-def _valid_lines(data: bytes) -> tuple[list[bytes], int]:
-    lines = data.split(b"\n")
-    tail = lines.pop()  # b"" when the segment ends in a newline, else a torn write
-    good: list[bytes] = []
-    bad = 1 if tail else 0
-    for line in lines:
-        if not line:
-            continue
-        try:
-            if isinstance(orjson.loads(line), dict):
-                good.append(line + b"\n")
-                continue
-        except orjson.JSONDecodeError:
-            pass
-        bad += 1
-    return good, bad
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _fd_size(fd: int) -> int:
-    try:
-        return os.fstat(fd).st_size
-    except OSError:
-        return 0
-
-
-def _exists(dir_fd: int, name: str) -> bool:
-    try:
-        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except OSError:
-        return False
-    return True

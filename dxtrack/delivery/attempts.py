@@ -1,0 +1,103 @@
+"""One call to a sink: what is in flight, what its answer means, and the backoff after it; and
+delivery on the caller's thread, a few tries of it."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from dxtrack.delivery.packing import Item, calls, pack
+from dxtrack.delivery.segments import Claim
+from dxtrack.log import LogOnce
+from dxtrack.sinks.base import PermanentSendError, RetryableSendError, Sink
+
+if TYPE_CHECKING:
+    from dxtrack.delivery.route import Route
+
+BACKOFF_BASE: Final = 0.1
+BACKOFF_MAX: Final = 5.0
+INLINE_ATTEMPTS: Final = 3
+BLOCKED_PROBE_SECONDS: Final = 30.0
+"""After an error retrying can't fix, how long before the sink is tried again."""
+
+
+@dataclass(eq=False)
+class Call:
+    """One ``send`` in flight."""
+
+    items: list[Item]
+    started: float
+    claim: Claim | None = None
+    """The spool segment its items were read from (a replay)."""
+    insurance: Claim | None = None
+    """The segment its items were written to because it took long."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    done: bool = False
+
+
+def attempt(sink: Sink, items: list[bytes], log_once: LogOnce) -> tuple[Sequence[int], bool]:
+    """One ``sink.send``: the indices of the items that failed (all of them when the whole call
+    failed), and whether the failure is one retrying can't fix. Logs each problem once."""
+    try:
+        failed = sink.send(items)
+    except PermanentSendError as exc:
+        log_once(f"permanent:{sink.name}", logging.ERROR, "dxtrack: %s", exc)
+        return range(len(items)), True
+    except Exception as exc:  # RetryableSendError, or anything a sink didn't expect
+        kind = "retryable" if isinstance(exc, RetryableSendError) else type(exc).__name__
+        text = " ".join(str(exc).split())[:300]  # one line, even when a server answers in HTML
+        log_once(
+            f"retry:{sink.name}:{kind}",
+            logging.WARNING,
+            "dxtrack: sending to %s failed, will retry: %s",
+            sink.name,
+            text,
+        )
+        return range(len(items)), False
+    log_once.forget(f"permanent:{sink.name}")
+    return failed, False
+
+
+def deliver_inline(route: Route, lines: list[bytes]) -> None:
+    """Deliver on the caller's thread, a few tries with backoff; then spool the rest."""
+    now = time.monotonic()
+    items = pack(lines, route.sink.limits, now)
+    if route.spool is not None and (route.down(now) or now < route.retry_at):
+        route.spill(items, "send_failed")  # failing moments ago: don't wait on it again
+        return
+    for call in calls(items, route.sink.limits):
+        for tries in range(INLINE_ATTEMPTS):
+            failed = set(route.send(call))
+            route.stats.add("delivered", lines_of(call) - sum(call[i].lines for i in failed))
+            call = [item for i, item in enumerate(call) if i in failed]
+            if not call or now < route.blocked_until:
+                break
+            route.stats.add("retried", lines_of(call))
+            if tries + 1 < INLINE_ATTEMPTS:
+                time.sleep(backoff(tries))
+        with route.lock:
+            route.record_outcome(bool(call), time.monotonic())
+        route.spill(call, "send_failed")
+    route.wake.set()
+
+
+def lines_of(items: Iterable[Item]) -> int:
+    return sum(item.lines for item in items)
+
+
+def units_of(item: Item, whole_items: bool, index: int) -> range:
+    """The units of a claim an item covers: one per item for an insurance segment (written
+    item by item), its lines for a replayed segment."""
+    if whole_items:
+        return range(index, index + 1)
+    return range(item.first_line, item.first_line + item.lines)
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter."""
+    return random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * (2 ** min(attempt, 16))))

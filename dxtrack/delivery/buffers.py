@@ -1,0 +1,126 @@
+"""The capture buffer, and building its events into JSON lines.
+
+The caller's thread appends each event to a flat buffer with one ``deque.extend``; one thread
+at a time takes events out (``drain_lock``) and builds their lines with the record builder,
+numbering them with the producer's ``seq``. Lines built elsewhere (by a caller whose buffer was
+full, or for the inline routes) wait in ``built`` for the background routes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+from dxtrack.counters import Counters
+from dxtrack.events import EVENT_WIDTH, Event, iter_events
+from dxtrack.log import LogOnce
+from dxtrack.records import RecordBuilder
+
+STALE_EVENT_SECONDS: Final = 0.5
+"""Captured events older than this are built even while the senders are backlogged."""
+
+Line = tuple[str, bytes]
+"""A built record: its kind and its JSON line."""
+Orphan = tuple[deque[Any], threading.Lock]
+"""The buffer of a previous configuration, and the lock that lets one thread at a time drain
+it: a thread that was in the middle of a tracking call while ``configure()`` ran may still
+append to it."""
+
+
+class Buffers:
+    """The capture buffer, the buffers of previous configurations, and built lines waiting."""
+
+    def __init__(
+        self,
+        builder: RecordBuilder,
+        stats: Counters,
+        log_once: LogOnce,
+        orphans: Sequence[Orphan] = (),
+    ) -> None:
+        self.builder = builder
+        self.stats = stats
+        self._log_once = log_once
+        self.events: deque[Any] = deque()
+        self.drain_lock = threading.Lock()
+        self.orphans = list(orphans)
+        self.built: deque[Line] = deque()
+        self._seq = itertools.count(1)
+        self.draining = 0
+        """Above 0 while lines taken out of the buffers are not yet queued anywhere."""
+
+    def empty(self) -> bool:
+        """Whether nothing waits to be built or queued."""
+        if self.events or self.built or self.draining:
+            return False
+        return not any(orphan for orphan, _ in self.orphans)
+
+    def stale(self) -> bool:
+        """Whether the oldest captured event waited ``STALE_EVENT_SECONDS`` (by its capture
+        time; a frozen test clock just never calls it stale)."""
+        try:
+            return bool(time.time() - self.events[1] > STALE_EVENT_SECONDS)
+        except (IndexError, TypeError):
+            return False
+
+    def take(self, limit: int | None = None) -> tuple[int, list[Line]]:
+        """Build up to ``limit`` captured events (all when None), everything the orphans hold,
+        and the lines waiting in ``built``; return how many captured events were taken, and the
+        lines. Call ``done()`` once the lines are queued."""
+        self.draining += 1
+        with self.drain_lock:
+            taken = len(self.events) // EVENT_WIDTH
+            taken = taken if limit is None else min(taken, limit)
+            # one event at a time: no batch of event tuples outlives a young GC generation
+            lines = self.build(iter_events(self.events, taken))
+        for orphan, lock in self.orphans:
+            if orphan:
+                with lock:
+                    lines.extend(self.build(iter_events(orphan)))
+        lines.extend(_pop_all(self.built))
+        return taken, lines
+
+    def done(self) -> None:
+        """The lines of the last ``take()`` are queued."""
+        self.draining -= 1
+
+    def build(self, events: Iterable[Event]) -> list[Line]:
+        """The lines of ``events``; those that can't be built are counted and logged."""
+        lines, failures = self.builder.build_many(events, self._seq.__next__)
+        if failures:
+            self.stats.drop("build_failed", len(failures))
+            exc = failures[0]
+            self._log_once(
+                f"build:{type(exc).__name__}",
+                logging.ERROR,
+                "dxtrack: could not build %d record(s): %r",
+                len(failures),
+                exc,
+            )
+        return lines
+
+    def reset_after_fork(self, builder: RecordBuilder) -> None:
+        """In a forked child: none of the parent's events, a new producer and sequence."""
+        self.builder = builder
+        self.events = deque()
+        self.drain_lock = threading.Lock()
+        self.orphans = []
+        self.built = deque()
+        self._seq = itertools.count(1)
+        self.draining = 0
+
+
+def _pop_all(queue: deque[Line]) -> list[Line]:
+    """Everything in ``queue``, popped (never swapped: other threads may be appending)."""
+    out: list[Line] = []
+    popleft = queue.popleft
+    while queue:
+        try:
+            out.append(popleft())
+        except IndexError:
+            break
+    return out

@@ -1,0 +1,190 @@
+"""Spool segment files: creating, reading, putting back; no policy (that is ``spool``'s).
+
+Every operation is relative to the spool directory's descriptor and never follows a symbolic
+link. A segment is created under a hidden name, locked with ``flock``, and only then renamed
+into view, so no replayer can take a segment that its writer still holds; it is put back by
+writing the lines left to a hidden file and renaming that over it, so a crash leaves either the
+old segment or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+
+import orjson
+
+OPEN_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC
+LEFTOVER_SECONDS = 60.0
+"""Hidden files older than this are what a crash left between creating and renaming: removed."""
+
+
+@dataclass(eq=False)
+class Claim:
+    """A locked segment and its units (whole JSON lines, one or more each); ``delivered`` holds
+    the indices of the units accepted."""
+
+    name: str
+    fd: int
+    lines: list[bytes]
+    delivered: set[int] = field(default_factory=set)
+    rewrite: bool = False
+    """Corrupt lines were skipped: write the segment back without them."""
+
+
+class ForeignSegment(OSError):
+    """A segment that is not a regular file of the current user: never replayed."""
+
+
+def segment_files(dir_fd: int) -> list[tuple[str, int]]:
+    """The segments in the directory, oldest first (names begin with their creation time), with
+    their sizes."""
+    try:
+        names = sorted(os.listdir(dir_fd))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        if name.startswith("seg-") and name.endswith(".jsonl"):
+            with contextlib.suppress(OSError):
+                found.append((name, os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_size))
+    return found
+
+
+def sweep_leftovers(dir_fd: int) -> None:
+    """Remove hidden files that a crash left behind (old enough that nobody is writing them)."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(dir_fd):
+            if name.startswith((".new-", ".put-")):
+                with contextlib.suppress(OSError):
+                    info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    if time.time() - info.st_mtime > LEFTOVER_SECONDS:
+                        os.unlink(name, dir_fd=dir_fd)
+
+
+def create_segment(dir_fd: int, stem: str) -> tuple[int, str]:
+    """A new, empty segment ``seg-<stem>.jsonl``, locked before it appears under its name."""
+    hidden, name = f".new-{stem}", f"seg-{stem}.jsonl"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | OPEN_FLAGS
+    fd = os.open(hidden, flags, 0o600, dir_fd=dir_fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(hidden, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except OSError:
+        os.close(fd)
+        unlink(dir_fd, hidden)
+        raise
+    return fd, name
+
+
+def write_all(fd: int, data: bytes) -> int:
+    """Write ``data``; on an error, raise ``PartialWrite`` saying how much reached the file."""
+    view = memoryview(data)
+    done = 0
+    try:
+        while done < len(data):
+            done += os.write(fd, view[done:])
+    except OSError as exc:
+        raise PartialWrite(done, exc) from exc
+    return done
+
+
+class PartialWrite(OSError):
+    """A write that failed after ``done`` bytes."""
+
+    def __init__(self, done: int, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.done = done
+
+
+def claim_segment(dir_fd: int, name: str) -> tuple[int, list[bytes], int] | None:
+    """Lock and read segment ``name``: its descriptor (holding the lock), its whole lines, and
+    how many torn or corrupt lines were skipped. None when another process holds it or it is
+    gone; ``ForeignSegment`` when it is not this user's regular file."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | OPEN_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+            raise ForeignSegment(f"not a file of this user (uid {info.st_uid})")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if (now.st_ino, now.st_dev) != (info.st_ino, info.st_dev):
+            os.close(fd)  # put back or deleted by another replayer meanwhile
+            return None
+        lines, bad = valid_lines(read_all(fd))
+    except ForeignSegment:
+        os.close(fd)
+        raise
+    except OSError:
+        os.close(fd)
+        return None
+    return fd, lines, bad
+
+
+def put_back(dir_fd: int, name: str, units: list[bytes]) -> None:
+    """Replace segment ``name`` with ``units``, atomically."""
+    hidden = f".put-{name}"
+    fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | OPEN_FLAGS, 0o600, dir_fd=dir_fd)
+    try:
+        write_all(fd, b"".join(units))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(hidden, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
+def valid_lines(data: bytes) -> tuple[list[bytes], int]:
+    """The whole JSON-object lines of ``data``, and how many torn or corrupt ones it had."""
+    lines = data.split(b"\n")
+    tail = lines.pop()  # b"" when the segment ends in a newline, else a torn write
+    good: list[bytes] = []
+    bad = 1 if tail else 0
+    for line in lines:
+        if not line:
+            continue
+        try:
+            if isinstance(orjson.loads(line), dict):
+                good.append(line + b"\n")
+                continue
+        except orjson.JSONDecodeError:
+            pass
+        bad += 1
+    return good, bad
+
+
+def read_all(fd: int) -> bytes:
+    """Everything from ``fd`` on."""
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def fd_size(fd: int) -> int:
+    """The size of the open file, 0 if it can't be told."""
+    try:
+        return os.fstat(fd).st_size
+    except OSError:
+        return 0
+
+
+def unlink(dir_fd: int, name: str) -> None:
+    """Remove ``name`` if it is there."""
+    with contextlib.suppress(OSError):
+        os.unlink(name, dir_fd=dir_fd)
+
+
+def exists(dir_fd: int, name: str) -> bool:
+    """Whether ``name`` is in the directory."""
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
