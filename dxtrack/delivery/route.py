@@ -82,9 +82,20 @@ class Route:
         self.blocked_until = 0.0
         self.failing_since: float | None = None
         self.last_attempt = 0.0
-        self.replay_due = True
+        self._disk_writes = 1  # the spool may hold what earlier runs left
+        self._checked_writes = 0
         self._spool_checked = 0.0
         self.closed = False
+
+    @property
+    def replay_due(self) -> bool:
+        """Whether the spool may hold lines that no replay has looked for since they were
+        written."""
+        return self._disk_writes != self._checked_writes
+
+    def wrote_to_disk(self) -> None:
+        """Lines were spooled: a replay should look for them."""
+        self._disk_writes += 1
 
     @property
     def name(self) -> str:
@@ -143,7 +154,7 @@ class Route:
             slow = [c for c in self.inflight if c.claim is None and now - c.started >= SPILL_AFTER]
         if aged:
             self._to_disk(aged)
-            self.replay_due = True
+            self.wrote_to_disk()
         for call in slow:
             self._insure(call)
         self.spool.sync(force=False)
@@ -164,7 +175,7 @@ class Route:
             lines = sum(item.lines for item in call.items)
             call.insurance = self.spool.write_claimed([item.data for item in call.items], lines)
             if call.insurance is not None:
-                self.replay_due = True
+                self.wrote_to_disk()
 
     def backlogged(self) -> bool:
         """Whether half the pending bound is used by a sink that is not down (the builder then
@@ -188,6 +199,7 @@ class Route:
             if not self.replay_due and now - self._spool_checked < RECHECK_SPOOL_SECONDS:
                 return
             self._claiming = True
+            writes = self._disk_writes
         try:
             claim = spool.claim()
             if claim is None:
@@ -197,7 +209,7 @@ class Route:
             with self.lock:
                 self._claiming = False
         if claim is None:
-            self.replay_due = False
+            self._checked_writes = writes  # unless more was written meanwhile
             self._spool_checked = now
             return
         items = pack(claim.lines, self.sink.limits, now, claim)
@@ -285,6 +297,8 @@ class Route:
         for claim in release:
             assert self.spool is not None
             self.spool.release(claim)
+            if len(claim.delivered) < len(claim.lines):
+                self.wrote_to_disk()  # put back: to be replayed again
         self.spill(respill, "exit_timeout" if self.closed else "sink_rejected")
         self.wake.set()
 
@@ -374,7 +388,7 @@ class Route:
             return
         if self.spool is not None and self.spool.available():
             self._to_disk(items)
-            self.replay_due = True
+            self.wrote_to_disk()
         else:
             self._drop(items, reason)
 

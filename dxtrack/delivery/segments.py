@@ -111,8 +111,10 @@ def claim_segment(dir_fd: int, name: str) -> tuple[int, list[bytes], int] | None
         return None
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
-            raise ForeignSegment(f"not a file of this user (uid {info.st_uid})")
+        if not stat.S_ISREG(info.st_mode):
+            raise ForeignSegment("not a regular file")
+        if info.st_uid != os.geteuid():
+            raise ForeignSegment(f"owned by uid {info.st_uid}, not this user")
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         if (now.st_ino, now.st_dev) != (info.st_ino, info.st_dev):
