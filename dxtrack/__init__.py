@@ -51,7 +51,11 @@ def __getattr__(name: str) -> Any:
     if name in _READ_BACK:
         from dxtrack import api
 
-        return getattr(api.current_client(), name)
+        config = api.current_client().config
+        if config is None:
+            return None
+        value = getattr(config, name)
+        return dict(value) if name == "default_metadata" else value  # a copy
     raise AttributeError(f"module 'dxtrack' has no attribute {name!r}")
 
 

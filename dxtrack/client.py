@@ -31,10 +31,11 @@ try:  # the compiled fast path of metric() and error(), when it was built at ins
 except ImportError:  # pragma: no cover - the pure-Python methods then do everything
     _hotpath = None  # type: ignore[assignment]
 
+JOIN_GRACE = 0.3
+"""Seconds past its timeout that ``close()`` waits for the threads closing older
+configurations, or for another thread's ``close()``."""
 ORPHAN_SECONDS = 60.0
 """How long the buffers of a previous configuration are still drained after ``configure()``."""
-FORK_WAIT_SECONDS = 2.0
-"""How long a ``fork()`` waits for the shipper to pause (between batches) at most."""
 
 
 def compiled_fast_path() -> bool:
@@ -58,6 +59,10 @@ class Client:
         self._pipeline: Shipper | None = None
         self._held: deque[Any] | None = None
         self._held_lock = threading.Lock()
+        self._retiring: list[threading.Thread] = []
+        """Threads closing the shippers of previous configurations."""
+        self._closing: tuple[threading.Event, float] | None = None
+        """Set while ``close()`` runs: the event it sets when done, and its deadline."""
         self._orphans: list[tuple[deque[Any], threading.Lock, float]] = []
         """Buffers of previous configurations, each with its drain lock and when it was
         replaced: a thread in the middle of a tracking call may still append to one."""
@@ -78,9 +83,10 @@ class Client:
     # ---- configuration ----------------------------------------------------------------------
 
     def configure(self, config: Config, sinks: Sequence[SinkFactory] | None = None) -> None:
-        """Start the new configuration, then close the previous one (delivering or spooling its
-        records). Calls made meanwhile on other threads are delivered under one or the other:
-        the new shipper also drains the buffers they may still be appending to."""
+        """Start the new configuration, then close the previous one in the background
+        (delivering or spooling its records). Calls made meanwhile on other threads are
+        delivered under one or the other: the new shipper also drains the buffers they may
+        still be appending to."""
         from dxtrack import wiring
 
         with self._lock:
@@ -100,8 +106,21 @@ class Client:
             self._held_lock = threading.Lock()
             self._pipeline = shipper
             self._set_fast_path()
-            if previous is not None and previous_config is not None:
-                self._close_shipper(previous, previous_config.exit_timeout)
+        if previous is not None and previous_config is not None:
+            self._retire(previous, previous_config.exit_timeout)
+
+    def _retire(self, shipper: Shipper, timeout: float) -> None:
+        """Close a previous configuration's shipper on a thread of its own (delivering within
+        ``timeout``, spooling the rest): a signal handled on this thread meanwhile can't
+        interrupt it half-way, and ``close()`` waits for it."""
+        closer = threading.Thread(
+            target=self._close_shipper,
+            args=(shipper, timeout, timeout),  # its threads too: a replay in flight puts back
+            name="dxtrack-retire",
+            daemon=True,
+        )
+        self._retiring = [t for t in self._retiring if t.is_alive()] + [closer]
+        closer.start()
 
     def _set_fast_path(self) -> None:
         """Where ``metric()`` may append without a call: the held metrics with
@@ -287,8 +306,13 @@ class Client:
             True when everything was delivered; False when something is still waiting, or was
             spooled to disk or dropped.
         """
+        deadline = None if timeout is None else _monotonic() + timeout
+        for retiring in self._retiring:  # previous configurations first
+            retiring.join(None if deadline is None else max(deadline - _monotonic(), 0.0))
         pipeline = self._pipeline
-        return True if pipeline is None else pipeline.flush(timeout)
+        if pipeline is None:
+            return True
+        return pipeline.flush(None if deadline is None else max(deadline - _monotonic(), 0.0))
 
     def close(self, timeout: float | None = None) -> bool:
         """Deliver within ``timeout`` (default ``exit_timeout``), spool the rest, stop shipping.
@@ -296,23 +320,39 @@ class Client:
         Runs by itself at exit and before a new ``configure()``. Afterwards dxtrack is
         unconfigured: tracking calls do nothing until the next ``configure()``.
         """
-        with self._lock:
-            pipeline, config = self._pipeline, self.config
-            if pipeline is None or config is None:
-                return True
-            try:
-                self.flush_metrics_buffer()
-            except Exception as exc:  # closing must never break the host's exit
-                logger.error("dxtrack: error while shutting down: %r", exc)
-            self._pipeline = self.config = None
-            self._set_fast_path()
-            return self._close_shipper(
-                pipeline, config.exit_timeout if timeout is None else timeout
-            )
-
-    def _close_shipper(self, shipper: Shipper, timeout: float) -> bool:
+        # Bounded: after a SIGTERM, the main thread may be stopped inside configure() for good.
+        locked = self._lock.acquire(timeout=JOIN_GRACE)
         try:
-            delivered = shipper.shutdown(timeout)
+            pipeline, config, closing = self._pipeline, self.config, self._closing
+            if pipeline is None or config is None:
+                pipeline = None
+            else:
+                try:
+                    self.flush_metrics_buffer()
+                except Exception as exc:  # closing must never break the host's exit
+                    logger.error("dxtrack: error while shutting down: %r", exc)
+                self._pipeline = self.config = None
+                self._set_fast_path()
+                timeout = config.exit_timeout if timeout is None else timeout
+                closing = self._closing = (threading.Event(), _monotonic() + timeout)
+        finally:
+            if locked:
+                self._lock.release()
+        if pipeline is None:  # closed already, or being closed by another thread: wait for it
+            if closing is not None:
+                closing[0].wait(max(closing[1] + JOIN_GRACE - _monotonic(), 0.0))
+            return True
+        assert closing is not None and timeout is not None
+        try:
+            return self._close_shipper(pipeline, timeout)
+        finally:
+            for retiring in self._retiring:  # previous configurations still closing
+                retiring.join(max(closing[1] + JOIN_GRACE - _monotonic(), 0.0))
+            closing[0].set()
+
+    def _close_shipper(self, shipper: Shipper, timeout: float, join: float | None = None) -> bool:
+        try:
+            delivered = shipper.shutdown(timeout, join)
         except Exception as exc:  # closing must never break the host's exit
             logger.error("dxtrack: error while shutting down: %r", exc)
             return False
@@ -333,17 +373,10 @@ class Client:
         the last ``configure()``."""
         return self.counters.snapshot()
 
-    def prepare_fork(self) -> None:
-        """Before ``fork()``: pause the shipper at a safe point (a bounded wait)."""
-        pipeline = self._pipeline
-        if pipeline is not None:
-            pipeline.before_fork(FORK_WAIT_SECONDS)
-
-    def fork_done_in_parent(self) -> None:
-        """After ``fork()``, in the parent: let the shipper go on."""
-        pipeline = self._pipeline
-        if pipeline is not None:
-            pipeline.after_fork_in_parent()
+    @property
+    def shipper(self) -> Shipper | None:
+        """The current configuration's shipper (None before ``configure()``)."""
+        return self._pipeline
 
     def reset_after_fork(self) -> None:
         """In a forked child: a new producer id, sequence and shipper; none of the parent's
@@ -351,6 +384,8 @@ class Client:
         self._lock = threading.RLock()
         self._held_lock = threading.Lock()
         self._orphans = []
+        self._closing = None
+        self._retiring = []
         if self._held is not None:
             self._held = deque()
         if self._pipeline is not None and self.config is not None:
@@ -358,25 +393,3 @@ class Client:
 
             self._pipeline.reset_after_fork(wiring.new_builder(self.config))
         self._set_fast_path()
-
-    # ---- configuration read-back ----------------------------------------------------------
-
-    @property
-    def context(self) -> str | None:
-        """The configured context (None before ``configure()``)."""
-        return self.config.context if self.config else None
-
-    @property
-    def stage(self) -> str | None:
-        """The configured stage."""
-        return self.config.stage if self.config else None
-
-    @property
-    def run_id(self) -> str | None:
-        """The configured or generated run id."""
-        return self.config.run_id if self.config else None
-
-    @property
-    def default_metadata(self) -> dict[str, Any] | None:
-        """A copy of the configured default metadata."""
-        return dict(self.config.default_metadata) if self.config else None

@@ -4,9 +4,9 @@
   ``exit_timeout`` and spool the rest.
 - SIGTERM, the way process managers stop jobs, ends a process without running ``atexit``. When
   it has its default disposition as ``configure()`` runs in the main thread, dxtrack handles it:
-  deliver and spool as at exit, then die of SIGTERM as before (exit status -15, or 143 in a
-  shell). A handler of the application's is chained to instead: it runs, unchanged, and
-  decides how the process ends.
+  deliver within ``exit_timeout`` and spool the rest, as at exit, then die of SIGTERM as before
+  (exit status -15, or 143 in a shell). A handler of the
+  application's is chained to instead: it runs, unchanged, and decides how the process ends.
 - ``fork()``: the shipper pauses between batches while the process forks, and the child gets a
   shipper of its own.
 - multiprocessing children end with ``os._exit()``: they close dxtrack from multiprocessing's
@@ -16,20 +16,38 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import signal
 import threading
+import time
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dxtrack.client import Client
 from dxtrack.config import Config
 from dxtrack.log import logger
 
+if TYPE_CHECKING:
+    from dxtrack.delivery.shipper import Shipper
+
 _installed = False
 _lock = threading.Lock()
-_SIGTERM_GRACE = 1.0
-"""Seconds beyond ``exit_timeout`` that a SIGTERM waits for dxtrack before the process dies."""
+_paused: Shipper | None = None
+"""The shipper paused while the process forks."""
+_closing = threading.Event()
+"""Set once a SIGTERM is being handled."""
+_signalled_at = 0.0
+FORK_WAIT_SECONDS = 2.0
+"""How long a ``fork()`` waits for the shipper to pause (between steps) at most."""
+SPOOL_MARGIN = 1.0
+"""Of ``exit_timeout``, the seconds kept for spooling what was not delivered (and for the
+waits that closing may meet), so that the process is gone within ``exit_timeout``."""
+DEFER_SECONDS = 0.5
+"""How long a SIGTERM that landed inside dxtrack or ``logging`` waits for the main thread to
+leave them."""
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_LOGGING_DIR = os.path.dirname(os.path.abspath(logging.__file__)) + os.sep
 
 
 def install(client: Client, config: Config) -> None:
@@ -44,8 +62,8 @@ def install(client: Client, config: Config) -> None:
             _installed = True
             atexit.register(client.close)
             os.register_at_fork(
-                before=client.prepare_fork,
-                after_in_parent=client.fork_done_in_parent,
+                before=lambda: _before_fork(client),
+                after_in_parent=lambda: _after_fork_in_parent(client),
                 after_in_child=lambda: _after_fork_in_child(client),
             )
             # configured before multiprocessing's bootstrap (a fork child, or a spawn child's
@@ -55,6 +73,20 @@ def install(client: Client, config: Config) -> None:
                 _close_at_multiprocessing_exit(client)
     if config.handle_sigterm:
         _handle_sigterm(client)
+
+
+def _before_fork(client: Client) -> None:
+    global _paused
+    _paused = client.shipper
+    if _paused is not None:
+        _paused.before_fork(FORK_WAIT_SECONDS)
+
+
+def _after_fork_in_parent(client: Client) -> None:
+    global _paused
+    paused, _paused = _paused, None  # the one paused, even if configure() ran meanwhile
+    if paused is not None:
+        paused.after_fork_in_parent()
 
 
 def _after_fork_in_child(client: Client) -> None:
@@ -81,7 +113,7 @@ def _handle_sigterm(client: Client) -> None:
 
     def on_sigterm(signum: int, frame: FrameType | None) -> Any:
         if previous is signal.SIG_DFL:
-            _close_then_die(client)
+            _terminate(client, frame)
         elif callable(previous):
             return previous(signum, frame)
         return None
@@ -90,16 +122,45 @@ def _handle_sigterm(client: Client) -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
-def _close_then_die(client: Client) -> None:
-    """Deliver within ``exit_timeout`` and spool the rest, then die of SIGTERM.
+def _terminate(client: Client, frame: FrameType | None) -> None:
+    """Deliver within ``exit_timeout`` of the signal, spool the rest, then die of SIGTERM.
 
-    The closing runs on a thread of its own, waited for with a bound: the signal may have
-    interrupted this (main) thread while it held a lock that closing needs."""
+    The closing runs on a thread of its own while this (main) thread waits, bounded. The
+    signal may have interrupted this thread inside dxtrack or ``logging``, holding a lock that
+    closing needs: then the signal is raised again a moment later, to be handled once this
+    thread is out (for at most ``DEFER_SECONDS``). A second SIGTERM ends the process at once."""
+    global _signalled_at
+    now = time.monotonic()
+    if _closing.is_set():
+        _die()
+    _signalled_at = _signalled_at or now
+    if _holds_sdk_locks(frame) and now < _signalled_at + DEFER_SECONDS:
+        threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        return
+    _closing.set()
     config = client.config
-    timeout = (config.exit_timeout if config is not None else 0.0) + _SIGTERM_GRACE
-    closer = threading.Thread(target=client.close, name="dxtrack-sigterm", daemon=True)
+    left = max((config.exit_timeout if config is not None else 0.0) - (now - _signalled_at), 0.0)
+    closer = threading.Thread(
+        target=client.close, args=(max(left - SPOOL_MARGIN, 0.0),), name="dxtrack-sigterm"
+    )
+    closer.daemon = True
     closer.start()
-    closer.join(timeout)
+    closer.join(max(left, SPOOL_MARGIN))
+    _die()
+
+
+def _holds_sdk_locks(frame: FrameType | None) -> bool:
+    """Whether the interrupted thread is running dxtrack's or ``logging``'s code."""
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith(_PACKAGE_DIR) or filename.startswith(_LOGGING_DIR):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _die() -> None:
+    """Die of SIGTERM, as a process without dxtrack would have (from the main thread)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
     os._exit(128 + signal.SIGTERM)  # only if SIGTERM is blocked in this thread

@@ -73,23 +73,24 @@ def routes(
     config: Config, sinks: Sequence[SinkFactory] | None, counters: Counters, log_once: LogOnce
 ) -> list[Route]:
     """One route per sink, each durable sink with its spool directory."""
-    made = []
     root = config.spool_dir if config.spool_dir is not None else default_spool_dir()
-    for make_sink, inline in sinks if sinks is not None else sink_factories(config):
-        spool = partial(Spool, stats=counters, log_once=log_once, max_bytes=config.max_spool_bytes)
-        route = Route(
+
+    def make_spool(destination: str) -> Spool:
+        directory = spool_path(root, destination)
+        return Spool(directory, counters, log_once, config.max_spool_bytes)
+
+    return [
+        Route(
             make_sink,
             inline=inline,
-            spool=None,
+            make_spool=make_spool,
             max_pending_bytes=MAX_PENDING_BYTES,
             retry_budget=config.retry_budget,
             stats=counters,
             log_once=log_once,
         )
-        if route.sink.durable:
-            route.spool = spool(spool_path(root, route.sink.destination))
-        made.append(route)
-    return made
+        for make_sink, inline in (sinks if sinks is not None else sink_factories(config))
+    ]
 
 
 def new_builder(config: Config) -> RecordBuilder:

@@ -16,6 +16,8 @@ from dxtrack import api
 from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
 from dxtrack.record_schema import load_schema
 
+pytest_plugins = ["tests.lifecycle_fixtures"]
+
 VALIDATORS = {
     kind: jsonschema.Draft202012Validator(
         load_schema(kind), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER

@@ -433,14 +433,16 @@ def test_in_process_mock_aws(monkeypatch: pytest.MonkeyPatch) -> None:
         dxtrack.shutdown()
 
 
-def test_buffer_overflow_goes_to_the_spool(streams: Streams, tmp_path: Path) -> None:
-    """Past max_buffer, records go to the disk spool instead of memory: none is lost."""
+def test_buffer_overflow_is_built_by_the_caller_and_lost_nowhere(
+    streams: Streams, tmp_path: Path
+) -> None:
+    """Past max_buffer, the caller builds its records and hands them on: none is lost."""
     spool = tmp_path / "spool-overflow"
     dxtrack.configure(**streams.settings(max_buffer=100, flush_interval=30, spool_dir=spool))
     for i in range(1_000):
         dxtrack.metric("overflow", i)
     stats = dxtrack.stats()
-    assert stats["overflowed"] > 0 and stats["spooled"] == stats["overflowed"]
+    assert stats["overflowed"] > 0 and stats["dropped"] == 0
     assert dxtrack.flush(timeout=60) is True
     assert_exactly_once(streams.records("metric"), 1_000)
 

@@ -54,7 +54,7 @@ def test_concurrent_writer_and_replayer_lose_and_copy_nothing(
     thread.start()
     for n in range(5_000):
         assert writer.append(line(n), 1) == 1
-    writer.close()
+    writer.close()  # for good: segment and directory
     done.set()
     thread.join(30)
     assert not thread.is_alive()
@@ -67,7 +67,7 @@ def test_a_partly_delivered_segment_is_put_back_in_place(tmp_path: Path) -> None
     spool = new_spool(tmp_path)
     for n in range(10):
         spool.append(line(n), 1)
-    spool.close()
+    spool.close_segment()
     claim = spool.claim()
     assert claim is not None and len(claim.lines) == 10
     claim.delivered.update(range(0, 10, 2))
@@ -97,7 +97,7 @@ def test_files_of_another_user_and_non_files_are_never_replayed(tmp_path: Path) 
     read (a FIFO would block), and the spool still replays its own."""
     spool = new_spool(tmp_path)
     spool.append(line(1), 1)
-    spool.close()
+    spool.close_segment()
     directory = tmp_path / "spool" / "dest"
     foreign = directory / "seg-00000000000000000001-evil.jsonl"
     foreign.write_bytes(line(666))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 
 from dxtrack.delivery.packing import Item, calls, pack
 from dxtrack.delivery.segments import Claim
-from dxtrack.log import LogOnce
+from dxtrack.log import LogOnce, logger
 from dxtrack.sinks.base import PermanentSendError, RetryableSendError, Sink
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ class Call:
     """The segment its items were written to because it took long."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     done: bool = False
+    counted_spooled: bool = False
+    """Counted as spooled at exit, while still in flight."""
 
 
 def attempt(sink: Sink, items: list[bytes], log_once: LogOnce) -> tuple[Sequence[int], bool]:
@@ -84,6 +86,41 @@ def deliver_inline(route: Route, lines: list[bytes]) -> None:
             route.record_outcome(bool(call), time.monotonic())
         route.spill(call, "send_failed")
     route.wake.set()
+
+
+def start_sink(route: Route, log_once: LogOnce) -> None:
+    """Get a route's sink ready (clients, connections); a failure is reported as ``send`` would
+    report it, and ``send`` tries again."""
+    try:
+        route.sink.start()
+    except PermanentSendError as exc:
+        log_once(f"permanent:{route.name}", logging.ERROR, "dxtrack: %s", exc)
+    except Exception as exc:
+        log_once(
+            f"start:{route.name}",
+            logging.WARNING,
+            "dxtrack: could not start %s: %r",
+            route.name,
+            exc,
+        )
+
+
+def senders_needed(route: Route) -> int:
+    """One sender thread per call a route's sink may have in flight; an inline route needs one
+    only to replay its spool."""
+    if route.inline:
+        return 1 if route.spool is not None else 0
+    return route.sink.limits.max_in_flight
+
+
+def close_route(route: Route) -> None:
+    """Close the sink and the spool of a route that no thread uses any more."""
+    try:
+        route.sink.close()
+    except Exception as exc:
+        logger.debug("dxtrack: closing %s failed: %r", route.name, exc)
+    if route.spool is not None:
+        route.spool.close()
 
 
 def lines_of(items: Iterable[Item]) -> int:

@@ -30,16 +30,21 @@ class Item:
 
 
 def pack(
-    lines: Sequence[bytes], limits: Limits, born: float = 0.0, claim: Claim | None = None
+    lines: Sequence[bytes],
+    limits: Limits,
+    born: float = 0.0,
+    claim: Claim | None = None,
+    max_bytes: int | None = None,
 ) -> list[Item]:
-    """Join ``lines`` into items of at most ``limits.max_item_bytes`` (one line an item without
-    ``pack_lines``). Every line already fits one item: the record builder shortens larger ones."""
+    """Join ``lines`` into items of at most ``limits.max_item_bytes`` (or ``max_bytes``, when
+    smaller; one line an item without ``pack_lines``). Every line already fits one item: the
+    record builder shortens larger ones."""
     if not limits.pack_lines:
         return [Item(line, 1, born, claim=claim, first_line=i) for i, line in enumerate(lines)]
     items: list[Item] = []
     start = 0
     size = 0
-    limit = limits.max_item_bytes
+    limit = limits.max_item_bytes if max_bytes is None else min(max_bytes, limits.max_item_bytes)
     for i, line in enumerate(lines):
         if size + len(line) > limit and i > start:
             items.append(
@@ -54,15 +59,16 @@ def pack(
     return items
 
 
-def calls(items: Iterable[Item], limits: Limits) -> Iterator[list[Item]]:
+def calls(
+    items: Iterable[Item], limits: Limits, max_bytes: int | None = None
+) -> Iterator[list[Item]]:
     """Group ``items`` in order into calls of at most ``max_items_per_call`` and
-    ``max_call_bytes``."""
+    ``max_call_bytes`` (or ``max_bytes``, when smaller)."""
     call: list[Item] = []
     size = 0
+    limit = limits.max_call_bytes if max_bytes is None else min(max_bytes, limits.max_call_bytes)
     for item in items:
-        if call and (
-            len(call) >= limits.max_items_per_call or size + len(item.data) > limits.max_call_bytes
-        ):
+        if call and (len(call) >= limits.max_items_per_call or size + len(item.data) > limit):
             yield call
             call, size = [], 0
         call.append(item)

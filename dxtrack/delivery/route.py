@@ -14,7 +14,8 @@ A route never starts threads (``shipper`` does); it decides:
 
 from __future__ import annotations
 
-import logging
+import contextlib
+import os
 import threading
 import time
 from collections import deque
@@ -30,6 +31,7 @@ from dxtrack.delivery.attempts import (
     lines_of,
     units_of,
 )
+from dxtrack.delivery.disk import Disk
 from dxtrack.delivery.packing import Item, calls, pack
 from dxtrack.delivery.segments import Claim
 from dxtrack.delivery.spool import Spool
@@ -38,6 +40,8 @@ from dxtrack.sinks.base import Sink
 
 SPILL_AFTER: Final = 1.0
 """Seconds a record may wait unaccepted (or a call stay in flight) before it is on disk."""
+REPLAY_CALL_BYTES: Final = 512 * 1024
+"""A replay sends at most this much per call, and notes on disk what each call delivered."""
 RECHECK_SPOOL_SECONDS: Final = 30.0
 """How often an idle route looks for segments that other processes left in its spool."""
 
@@ -50,7 +54,7 @@ class Route:
         make_sink: Callable[[], Sink],
         *,
         inline: bool,
-        spool: Spool | None,
+        make_spool: Callable[[str], Spool] | None,
         max_pending_bytes: int,
         retry_budget: float,
         stats: Counters,
@@ -59,7 +63,10 @@ class Route:
         self.make_sink = make_sink
         self.sink = make_sink()
         self.inline = inline
-        self.spool = spool if self.sink.durable else None
+        durable = self.sink.durable and make_spool is not None
+        self.spool = make_spool(self.sink.destination) if make_spool and durable else None
+        self.disk = Disk(self.name, self.spool, stats, log_once)
+        self.spill = self.disk.spill
         self.max_pending_bytes = max_pending_bytes
         self.retry_budget = retry_budget
         self.stats = stats
@@ -82,33 +89,26 @@ class Route:
         self.blocked_until = 0.0
         self.failing_since: float | None = None
         self.last_attempt = 0.0
-        self._disk_writes = 1  # the spool may hold what earlier runs left
-        self._checked_writes = 0
+        self._checked_changes = -1  # the spool may hold what earlier runs left
         self._spool_checked = 0.0
         self.closed = False
+        self.senders_running = 0
+        self.finished = False
+        """Closed, and what waited is on disk: the last sender out may close the spool."""
+        self.warm = False
+        self.cold_call_started = 0.0
+        """The sink has made a call: the lazy imports of a first connection are done."""
 
     @property
     def replay_due(self) -> bool:
         """Whether the spool may hold lines that no replay has looked for since they were
         written."""
-        return self._disk_writes != self._checked_writes
-
-    def wrote_to_disk(self) -> None:
-        """Lines were spooled: a replay should look for them."""
-        self._disk_writes += 1
+        return self.spool is not None and self.spool.changes.count != self._checked_changes
 
     @property
     def name(self) -> str:
         """The sink's name."""
         return self.sink.name
-
-    @property
-    def senders(self) -> int:
-        """How many sender threads this route needs: one per call it may have in flight; an
-        inline route needs one only to replay its spool."""
-        if self.inline:
-            return 1 if self.spool is not None else 0
-        return self.sink.limits.max_in_flight
 
     def down(self, now: float) -> bool:
         """Whether the sink has been failing for ``SPILL_AFTER`` seconds, or refused for good."""
@@ -145,7 +145,7 @@ class Route:
         if self.spool is None:
             with self.lock:
                 expired = self._pop_older_than(now - self.retry_budget)
-            self._drop(expired, "retry_budget")
+            self.disk.drop(expired, "retry_budget")
             return
         if not self.spool.available():
             return
@@ -153,8 +153,7 @@ class Route:
             aged = self._pop_older_than(now - SPILL_AFTER)
             slow = [c for c in self.inflight if c.claim is None and now - c.started >= SPILL_AFTER]
         if aged:
-            self._to_disk(aged)
-            self.wrote_to_disk()
+            self.disk.write(aged)
         for call in slow:
             self._insure(call)
         self.spool.sync(force=False)
@@ -174,8 +173,6 @@ class Route:
                 return
             lines = sum(item.lines for item in call.items)
             call.insurance = self.spool.write_claimed([item.data for item in call.items], lines)
-            if call.insurance is not None:
-                self.wrote_to_disk()
 
     def backlogged(self) -> bool:
         """Whether half the pending bound is used by a sink that is not down (the builder then
@@ -199,7 +196,7 @@ class Route:
             if not self.replay_due and now - self._spool_checked < RECHECK_SPOOL_SECONDS:
                 return
             self._claiming = True
-            writes = self._disk_writes
+            changes = spool.changes.count
         try:
             claim = spool.claim()
             if claim is None:
@@ -209,17 +206,21 @@ class Route:
             with self.lock:
                 self._claiming = False
         if claim is None:
-            self._checked_writes = writes  # unless more was written meanwhile
+            self._checked_changes = changes  # unless more was written meanwhile
             self._spool_checked = now
             return
-        items = pack(claim.lines, self.sink.limits, now, claim)
+        items = pack(claim.lines, self.sink.limits, now, claim, REPLAY_CALL_BYTES)
         self.stats.add("replayed", len(claim.lines))
         if not items:
             spool.release(claim)
             return
         with self.lock:
-            self.claim, self._claim_left = claim, len(items)
-            self.replay.extend(items)
+            closed = self.closed  # closed meanwhile: nobody would send or release it
+            if not closed:
+                self.claim, self._claim_left = claim, len(items)
+                self.replay.extend(items)
+        if closed:
+            spool.release(claim)
         self.wake.set()
 
     def next_call(self, now: float) -> Call | None:
@@ -232,12 +233,15 @@ class Route:
             down = self.down(now)
             if down and self.inflight:
                 return None  # one probe at a time
-            # the spool waits for spare capacity, unless it holds the probe of a failing sink
-            use_replay = bool(self.replay) and (down or not self.pending)
+            # the spool waits for spare capacity, unless it holds the probe of a failing sink;
+            # one small replay call at a time, so that a crash sends little of it again
+            replaying = any(c.claim is not None for c in self.inflight)
+            use_replay = bool(self.replay) and (down or not self.pending) and not replaying
             source = self.replay if use_replay else self.pending
             if not source:
                 return None
-            items = next(calls(source, self.sink.limits))
+            limit = REPLAY_CALL_BYTES if use_replay else None
+            items = next(calls(source, self.sink.limits, limit))
             for _ in items:
                 source.popleft()
             if not use_replay:
@@ -273,6 +277,7 @@ class Route:
                     if i not in failed_set:
                         claim.delivered.update(units_of(item, claim is insurance, i))
         release: list[Claim] = [insurance] if insurance is not None else []
+        checkpoint: Claim | None = None
         respill: list[Item] = []
         with self.lock:
             self.inflight.remove(call)
@@ -285,6 +290,8 @@ class Route:
                 if self._claim_left <= 0 and self.claim is call.claim:
                     release.append(call.claim)
                     self.claim = None
+                elif not failed:
+                    checkpoint = call.claim
             elif failed and insurance is None:
                 if self.closed or now < self.blocked_until:  # refused for good: not in memory
                     respill = failed
@@ -292,13 +299,15 @@ class Route:
                     self.pending.extendleft(reversed(failed))
                     self.pending_bytes += sum(len(item.data) for item in failed)
         self.stats.add("retried", lines_of(failed))
-        if insurance is not None and failed:
+        if call.counted_spooled:
+            self.stats.add("spooled", lines_of(failed) - lines_of(call.items))
+        elif insurance is not None and failed:
             self.stats.add("spooled", lines_of(failed))
+        if checkpoint is not None and self.spool is not None:
+            self.spool.checkpoint(checkpoint)
         for claim in release:
             assert self.spool is not None
             self.spool.release(claim)
-            if len(claim.delivered) < len(claim.lines):
-                self.wrote_to_disk()  # put back: to be replayed again
         self.spill(respill, "exit_timeout" if self.closed else "sink_rejected")
         self.wake.set()
 
@@ -359,49 +368,32 @@ class Route:
             for call in inflight:
                 if call.claim is None:
                     self._insure(call)
+                    self._count_insured_at_exit(call)
             if claim is not None:
                 self.spool.release(claim)
-            self.spool.close()
+            self.spool.close_segment()
         self.wake.set()
 
+    def _count_insured_at_exit(self, call: Call) -> None:
+        """A call still in flight at exit is on disk for the next start: counted as spooled
+        (and uncounted again if it then succeeds before the process ends)."""
+        with call.lock:
+            if call.insurance is not None and not call.done:
+                call.counted_spooled = True
+                self.stats.add("spooled", lines_of(call.items))
+
     def reset_after_fork(self) -> None:
-        """A forked child keeps none of the parent's items, locks, claims or connections."""
+        """A forked child keeps none of the parent's items, locks, claims or connections. The
+        descriptors of the parent's claims are closed here, or the child would keep their locks
+        (an ``flock`` belongs to the open file, which parent and child share) until it exits."""
+        inherited = [
+            self.claim,
+            *(c for call in self.inflight for c in (call.claim, call.insurance)),
+        ]
+        for claim in {id(c): c for c in inherited if c is not None}.values():
+            with contextlib.suppress(OSError):
+                os.close(claim.fd)
         self._reset_state()
         self.sink = self.make_sink()
         if self.spool is not None:
             self.spool.reset_after_fork()
-
-    # ---- disk ---------------------------------------------------------------------------------
-
-    def spill_lines(self, lines: list[bytes], reason: str) -> None:
-        """Put lines on disk without queueing them (the capture buffer is full)."""
-        self.spill(pack(lines, self.sink.limits), reason)
-
-    def _to_disk(self, items: list[Item]) -> None:
-        assert self.spool is not None
-        for item in items:
-            self.spool.append(item.data, item.lines)
-
-    def spill(self, items: list[Item], reason: str) -> None:
-        """To disk when the spool can take them, else dropped and counted."""
-        if not items:
-            return
-        if self.spool is not None and self.spool.available():
-            self._to_disk(items)
-            self.wrote_to_disk()
-        else:
-            self._drop(items, reason)
-
-    def _drop(self, items: list[Item], reason: str) -> None:
-        lines = lines_of(items)
-        if not lines:
-            return
-        self.stats.drop(f"{reason}:{self.name}", lines)
-        self._log_once(
-            f"drop:{self.name}:{reason}",
-            logging.WARNING,
-            "dxtrack: %s could not take %d record(s) (%s); they were dropped and counted",
-            self.name,
-            lines,
-            reason,
-        )

@@ -34,6 +34,9 @@ class Claim:
     delivered: set[int] = field(default_factory=set)
     rewrite: bool = False
     """Corrupt lines were skipped: write the segment back without them."""
+    saved: int = 0
+    """How many delivered units the file on disk already leaves out."""
+    released: bool = False
 
 
 class ForeignSegment(OSError):
@@ -130,16 +133,25 @@ def claim_segment(dir_fd: int, name: str) -> tuple[int, list[bytes], int] | None
     return fd, lines, bad
 
 
-def put_back(dir_fd: int, name: str, units: list[bytes]) -> None:
-    """Replace segment ``name`` with ``units``, atomically."""
+def put_back(dir_fd: int, name: str, units: list[bytes], *, keep_lock: bool = False) -> int:
+    """Replace segment ``name`` with ``units``, atomically. With ``keep_lock`` the new file is
+    locked before it replaces the old one, and its descriptor (holding the lock) returned;
+    else -1."""
     hidden = f".put-{name}"
     fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | OPEN_FLAGS, 0o600, dir_fd=dir_fd)
     try:
+        if keep_lock:
+            fcntl.flock(fd, fcntl.LOCK_EX)
         write_all(fd, b"".join(units))
         os.fsync(fd)
-    finally:
+        os.rename(hidden, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
         os.close(fd)
-    os.rename(hidden, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        raise
+    if keep_lock:
+        return fd
+    os.close(fd)
+    return -1
 
 
 def valid_lines(data: bytes) -> tuple[list[bytes], int]:

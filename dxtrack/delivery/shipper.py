@@ -22,15 +22,22 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from dxtrack.counters import Counters
-from dxtrack.delivery.attempts import deliver_inline
+from dxtrack.delivery.attempts import close_route, deliver_inline, senders_needed, start_sink
 from dxtrack.delivery.buffers import Buffers, Line, Orphan
 from dxtrack.delivery.route import Route
 from dxtrack.events import EVENT_WIDTH, Event
-from dxtrack.log import LogOnce, logger
+from dxtrack.log import LogOnce
 from dxtrack.records import RecordBuilder
-from dxtrack.sinks.base import PermanentSendError
 
 DRAIN_CHUNK: Final = 20_000
+COLD_CALL_SECONDS: Final = 0.5
+"""A fork waits until a sink's first call has run this long: the lazy imports of a first
+connection happen in its first moments, and a fork in the middle of one would leave the
+module's lock held for ever in the child."""
+JOIN_SECONDS: Final = 0.2
+OVERFLOW_WAIT_SECONDS: Final = 0.1
+"""How long a caller whose buffer is full waits for the builder before dropping its record."""
+"""At shutdown, how long in all to wait for the threads (a sender may be stuck in a call)."""
 MAINTAIN_EVERY: Final = 0.25
 """The builder wakes at least this often, so that a record is on disk about a second after it
 stopped making progress."""
@@ -60,15 +67,17 @@ class Shipper:
         self.max_slots = max_buffer * EVENT_WIDTH
         self.wake_slots = max(1, max_buffer // 2) * EVENT_WIDTH
         self._flush_interval = flush_interval
+        self._max_built = max(max_buffer // 4, 1)
         self.buffers = Buffers(builder, stats, log_once, orphans)
         self._fresh_state()
         self._closed = False
         for route in self._inline_routes:
-            self._start_sink(route)
+            start_sink(route, self._log_once)
         self._start_threads()
 
     def _fresh_state(self) -> None:
         self._wake = threading.Event()
+        self._drained = threading.Event()
         self._progress = threading.Condition()
         self._flush_wanted = False
         self._inline_lock = threading.Lock()
@@ -119,8 +128,10 @@ class Shipper:
         self._wake.set()
 
     def overflow(self, events: Iterable[Event]) -> None:
-        """The buffer is full: the caller builds the lines itself and spools them (a route
-        without a spool drops and counts them)."""
+        """The buffer is full: the caller builds the lines itself and hands them to the builder
+        thread, which queues them (past each route's memory bound, to disk). The caller takes
+        no lock the shipper needs (a signal handler may interrupt it anywhere); when even the
+        built lines pile up, it waits a moment for the builder, then drops and counts them."""
         lines = self.buffers.build(events)
         self.stats.add("overflowed", len(lines))
         self._log_once(
@@ -129,8 +140,15 @@ class Shipper:
             "dxtrack: the in-memory buffer is full (max_buffer=%d); records go to the disk spool",
             self.max_buffer,
         )
-        for route in self._background_routes:
-            route.spill_lines(_lines_for(route, lines), "buffer_full")
+        built = self.buffers.built
+        if len(built) >= self._max_built:
+            self._drained.clear()
+            self._wake.set()
+            self._drained.wait(OVERFLOW_WAIT_SECONDS)
+        if len(built) >= self._max_built:
+            self.stats.drop("buffer_full", len(lines))
+        else:
+            built.extend(lines)
         self._wake.set()
 
     def deliver_inline(self, events: Iterable[Event]) -> None:
@@ -180,8 +198,10 @@ class Shipper:
             return False
         return self.stats.snapshot()["dropped"] == 0
 
-    def shutdown(self, timeout: float) -> bool:
-        """Deliver what can be delivered within ``timeout``, put the rest on disk, stop."""
+    def shutdown(self, timeout: float, join: float | None = None) -> bool:
+        """Deliver what can be delivered within ``timeout``, put the rest on disk, stop; wait
+        up to ``join`` seconds (default ``JOIN_SECONDS``) for the threads (a sender may be in a
+        call) to end."""
         if self._closed:
             return True
         delivered = self.flush(timeout)
@@ -199,25 +219,33 @@ class Shipper:
         self._wake.set()
         with self._progress:
             self._progress.notify_all()
+        deadline = time.monotonic() + (JOIN_SECONDS if join is None else join)
         for thread in self._threads:
             if thread is not threading.current_thread():
-                thread.join(0.2)
+                thread.join(max(deadline - time.monotonic(), 0.0))
         for route in self._routes:
-            if not any(t.is_alive() for t in self._senders.get(route.name, ())):
-                _close_sink(route)
+            with route.lock:
+                route.finished = True
+                last = route.senders_running == 0
+            if last:
+                close_route(route)  # else its last sender does, once out of its last call
         return delivered
 
     # ---- fork ----------------------------------------------------------------------------------
 
     def before_fork(self, timeout: float) -> None:
-        """Pause the caller's inline sends, the builder and the senders (for at most ``timeout``
-        seconds in all) until ``after_fork_in_parent``: a fork in the middle of a lazy import
-        (urllib3 imports encodings.idna on a first connection) would leave the module's lock
-        held forever in the child."""
+        """Pause the caller's inline sends, the builder and the senders between their steps
+        (not during network calls; for at most ``timeout`` seconds in all) until
+        ``after_fork_in_parent``: a fork in the middle of a lazy import would leave the
+        module's lock held for ever in the child."""
         deadline = time.monotonic() + timeout
         for lock in (self._inline_lock, self._build_lock, *self._send_locks):
             if lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
                 self._held_for_fork.append(lock)
+        for route in self._routes:  # a first call imports in its first moments: let it
+            if not route.warm and route.cold_call_started:
+                until = min(route.cold_call_started + COLD_CALL_SECONDS, deadline)
+                time.sleep(max(until - time.monotonic(), 0.0))
 
     def after_fork_in_parent(self) -> None:
         """Let the shipper go on after ``before_fork``."""
@@ -233,7 +261,7 @@ class Shipper:
         for route in self._routes:
             route.reset_after_fork()
         for route in self._inline_routes:
-            self._start_sink(route)
+            start_sink(route, self._log_once)
         if not self._closed:
             self._start_threads()
 
@@ -242,7 +270,7 @@ class Shipper:
     def _start_threads(self) -> None:
         for route in self._routes:
             senders = self._senders.setdefault(route.name, [])
-            for n in range(route.senders):
+            for n in range(senders_needed(route)):
                 lock = threading.Lock()
                 self._send_locks.append(lock)
                 senders.append(
@@ -288,6 +316,9 @@ class Shipper:
             while self._may_build():
                 if self._drain(DRAIN_CHUNK) < DRAIN_CHUNK:
                     break
+        if self.buffers.built:  # lines built by callers whose buffer was full
+            self._drain(0)
+        self._drained.set()
         for route in self._routes:
             route.maintain(time.monotonic())
 
@@ -311,15 +342,17 @@ class Shipper:
         return taken
 
     def _send_loop(self, route: Route, lock: threading.Lock, starts_sink: bool) -> None:
+        with route.lock:
+            route.senders_running += 1
         if starts_sink:
             with lock:
-                self._start_sink(route)
+                start_sink(route, self._log_once)
         while not route.closed:
             route.wake.wait(MAINTAIN_EVERY)
             route.wake.clear()
             try:
                 with lock:
-                    self._send_due(route)
+                    self._send_due(route, lock)
             except Exception as exc:  # a sender must survive anything
                 self._log_once(
                     f"send:{type(exc).__name__}",
@@ -330,36 +363,28 @@ class Shipper:
                 )
             with self._progress:
                 self._progress.notify_all()
+        with route.lock:
+            route.senders_running -= 1
+            last = route.senders_running == 0 and route.finished
+        if last:
+            close_route(route)
 
-    def _send_due(self, route: Route) -> None:
+    def _send_due(self, route: Route, lock: threading.Lock) -> None:
         while True:
             now = time.monotonic()
             route.refill_replay(now)
             call = route.next_call(now)
             if call is None:
                 return
-            route.settle(call, route.send(call.items))
-
-    def _start_sink(self, route: Route) -> None:
-        try:
-            route.sink.start()
-        except PermanentSendError as exc:  # as send() would report it
-            self._log_once(f"permanent:{route.name}", logging.ERROR, "dxtrack: %s", exc)
-        except Exception as exc:  # send() will try again, with backoff
-            self._log_once(
-                f"start:{route.name}",
-                logging.WARNING,
-                "dxtrack: could not start %s: %r",
-                route.name,
-                exc,
-            )
-
-
-def _close_sink(route: Route) -> None:
-    try:
-        route.sink.close()
-    except Exception as exc:
-        logger.debug("dxtrack: closing %s failed: %r", route.name, exc)
+            if not route.warm:  # its first moments import lazily (urllib3, botocore)
+                route.cold_call_started = time.monotonic()
+            lock.release()  # a fork need not wait for the network
+            try:
+                failed = route.send(call.items)
+            finally:
+                lock.acquire()
+            route.warm = True
+            route.settle(call, failed)
 
 
 def _lines_for(route: Route, lines: Iterable[Line]) -> list[bytes]:

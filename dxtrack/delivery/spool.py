@@ -31,6 +31,21 @@ RETRY_DISK_AFTER = 5.0
 """After a failed write, seconds before the spool is tried again."""
 
 
+class Changes:
+    """A count of the times lines were added to, or put back in, one spool directory, shared by
+    every ``Spool`` of the process on that directory (a replay looks again when it moved)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def bump(self) -> None:
+        """Lines were written."""
+        self.count += 1
+
+
+_changes: dict[str, Changes] = {}
+
+
 class Spool:
     """Lines that could not be delivered, kept on disk for one destination.
 
@@ -41,14 +56,18 @@ class Spool:
         self, directory: Path, stats: Counters, log_once: LogOnce, max_bytes: int = 1 << 30
     ) -> None:
         self.directory = directory
+        self.changes = _changes.setdefault(str(directory), Changes())
         self.max_bytes = max_bytes
         """Past this many bytes on disk, new records are dropped (and counted), so that an
         outage can't fill the host's disk."""
         self._stats = stats
         self._log_once = log_once
         self._lock = threading.Lock()
+        self._claims_lock = threading.Lock()
         self._dir_fd: int | None = None
         self._refused = False
+        self._closed = False
+        self._measured_at = 0.0
         self._size = 0
         self._fd: int | None = None
         self._name = ""
@@ -88,7 +107,13 @@ class Spool:
             )
             return
         segments.sweep_leftovers(self._dir_fd)
-        self._size = sum(size for _, size in segments.segment_files(self._dir_fd))
+        self._measure()
+
+    def _measure(self) -> None:
+        """Count the bytes on disk again (other processes write and replay here too)."""
+        if self._dir_fd is not None:
+            self._size = sum(size for _, size in segments.segment_files(self._dir_fd))
+            self._measured_at = time.monotonic()
 
     # ---- writing ------------------------------------------------------------------------------
 
@@ -102,13 +127,16 @@ class Spool:
             if written:
                 self._stats.add("spooled", written)
                 self._own[self._name] = self._own.get(self._name, 0) + written
+                self.changes.bump()
             return written
 
     def _append(self, data: bytes, lines: int) -> int:
         self._open_directory()
         if self._dir_fd is None:
-            self._stats.drop("spool_refused", lines)
+            self._stats.drop("spool_closed" if self._closed else "spool_refused", lines)
             return 0
+        if self._size + len(data) > self.max_bytes and time.monotonic() - self._measured_at > 1:
+            self._measure()  # other processes may have replayed and deleted segments
         if self._size + len(data) > self.max_bytes:
             self._stats.drop("spool_full", lines)
             self._log_once(
@@ -185,6 +213,7 @@ class Spool:
             self.sync()
             fd, self._fd = self._fd, None
             os.close(fd)
+            self.changes.bump()  # unlocked: a replayer can take it now
 
     def close_segment(self) -> None:
         """Close the open segment so that it can be replayed."""
@@ -225,7 +254,11 @@ class Spool:
         dir_fd = self._dir_fd
         if dir_fd is None:
             return None
-        for name, _ in segments.segment_files(dir_fd):
+        files = segments.segment_files(dir_fd)
+        with self._lock:
+            self._size = sum(size for _, size in files)
+            self._measured_at = time.monotonic()
+        for name, _ in files:
             if self.own_only and name not in self._own:
                 continue
             try:
@@ -256,29 +289,43 @@ class Spool:
             return Claim(name, fd, lines, rewrite=bool(bad))
         return None
 
+    def checkpoint(self, claim: Claim) -> None:
+        """Write what a replay has delivered so far to disk (the segment keeps only the rest,
+        still claimed), so that a crash now sends none of it again."""
+        with self._claims_lock:
+            done = len(claim.delivered)
+            if not claim.released and claim.saved != done < len(claim.lines):
+                self._write_back(claim, keep_lock=True)
+
     def release(self, claim: Claim) -> None:
         """Delete the segment when every unit was delivered, else put the undelivered ones back
         in its place; then unlock it."""
+        with self._claims_lock:
+            claim.released = True
+            try:
+                self._write_back(claim, keep_lock=False)
+            finally:
+                os.close(claim.fd)
+            if len(claim.delivered) < len(claim.lines):
+                self.changes.bump()  # back for a later replay
+
+    def _write_back(self, claim: Claim, *, keep_lock: bool) -> None:
         dir_fd = self._dir_fd
+        if dir_fd is None:
+            return
+        left = [unit for i, unit in enumerate(claim.lines) if i not in claim.delivered]
+        before = after = segments.fd_size(claim.fd)
         try:
-            if dir_fd is None:
-                return
-            left = [unit for i, unit in enumerate(claim.lines) if i not in claim.delivered]
-            before = segments.fd_size(claim.fd)
-            after = before
             if not left:
                 os.unlink(claim.name, dir_fd=dir_fd)
                 after = 0
-            elif len(left) < len(claim.lines) or claim.rewrite:
-                segments.put_back(dir_fd, claim.name, left)
+            elif len(claim.delivered) != claim.saved or claim.rewrite:
+                fd = segments.put_back(dir_fd, claim.name, left, keep_lock=keep_lock)
+                if keep_lock:
+                    os.close(claim.fd)
+                    claim.fd = fd
+                claim.saved, claim.rewrite = len(claim.delivered), False
                 after = sum(len(unit) for unit in left)
-            with self._lock:
-                self._size = max(self._size - before + after, 0)
-                if claim.name in self._own:
-                    if left:
-                        self._own[claim.name] = sum(unit.count(b"\n") for unit in left)
-                    else:
-                        del self._own[claim.name]
         except OSError as exc:
             self._log_once(
                 f"spool-release:{self.directory}",
@@ -288,8 +335,14 @@ class Spool:
                 claim.name,
                 exc,
             )
-        finally:
-            os.close(claim.fd)
+            return
+        with self._lock:
+            self._size = max(self._size - before + after, 0)
+            if claim.name in self._own:
+                if left:
+                    self._own[claim.name] = sum(unit.count(b"\n") for unit in left)
+                else:
+                    del self._own[claim.name]
 
     def unreplayed(self) -> int:
         """Lines this process spooled that are still on disk, waiting for a replay."""
@@ -307,8 +360,14 @@ class Spool:
     # ---- process lifecycle -------------------------------------------------------------------
 
     def close(self) -> None:
-        """Sync and close the open segment (at shutdown)."""
-        self.close_segment()
+        """Sync and close the open segment and the directory, for good (at shutdown, once no
+        sender uses the spool)."""
+        with self._lock:
+            self._close_segment()
+            self._refused = self._closed = True  # nothing reopens it
+            if self._dir_fd is not None:
+                os.close(self._dir_fd)
+                self._dir_fd = None
 
     def reset_after_fork(self) -> None:
         """In a forked child: forget the parent's open segment (the parent keeps its lock), and
@@ -317,6 +376,7 @@ class Spool:
             os.close(self._fd)
         self._fd = None
         self._lock = threading.Lock()
+        self._claims_lock = threading.Lock()
         self._writer = os.urandom(4).hex()
         self._segments = 0
         self._own = {}

@@ -1,0 +1,52 @@
+"""Where a route's records go when its sink has not taken them: the spool, or, for a sink
+without one (or a spool that can't take them now), the drop counters, by reason."""
+
+from __future__ import annotations
+
+import logging
+
+from dxtrack.counters import Counters
+from dxtrack.delivery.attempts import lines_of
+from dxtrack.delivery.packing import Item
+from dxtrack.delivery.spool import Spool
+from dxtrack.log import LogOnce
+
+
+class Disk:
+    """A route's way to disk."""
+
+    def __init__(self, name: str, spool: Spool | None, stats: Counters, log_once: LogOnce) -> None:
+        self.name = name
+        self.spool = spool
+        self.stats = stats
+        self._log_once = log_once
+
+    def spill(self, items: list[Item], reason: str) -> None:
+        """To disk when the spool can take them, else dropped and counted under ``reason``."""
+        if not items:
+            return
+        if self.spool is not None and self.spool.available():
+            self.write(items)
+        else:
+            self.drop(items, reason)
+
+    def write(self, items: list[Item]) -> None:
+        """Append ``items`` to the spool (what the disk refuses, it counts)."""
+        assert self.spool is not None
+        for item in items:
+            self.spool.append(item.data, item.lines)
+
+    def drop(self, items: list[Item], reason: str) -> None:
+        """Count ``items`` as dropped for ``reason``, and say so once."""
+        lines = lines_of(items)
+        if not lines:
+            return
+        self.stats.drop(f"{reason}:{self.name}", lines)
+        self._log_once(
+            f"drop:{self.name}:{reason}",
+            logging.WARNING,
+            "dxtrack: %s could not take %d record(s) (%s); they were dropped and counted",
+            self.name,
+            lines,
+            reason,
+        )
