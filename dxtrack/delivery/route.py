@@ -280,7 +280,6 @@ class Route:
         checkpoint: Claim | None = None
         respill: list[Item] = []
         with self.lock:
-            self.inflight.remove(call)
             self.record_outcome(bool(failed), now)
             if call.claim is not None:
                 if failed:  # its lines stay on disk: give the segment up until the next try
@@ -309,6 +308,8 @@ class Route:
             assert self.spool is not None
             self.spool.release(claim)
         self.spill(respill, "exit_timeout" if self.closed else "sink_rejected")
+        with self.lock:  # only now: until its lines are back on disk, a flush must wait
+            self.inflight.remove(call)
         self.wake.set()
 
     def record_outcome(self, failed: bool, now: float) -> None:
