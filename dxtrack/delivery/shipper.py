@@ -37,7 +37,7 @@ module's lock held for ever in the child."""
 JOIN_SECONDS: Final = 0.2
 MIN_BUILT_BOUND: Final = 10_000
 """Lines built by callers (their buffer full) that may wait for the builder: at least this
-many, else ``max_buffer``."""
+many, else a quarter of ``max_buffer``."""
 OVERFLOW_WAIT_SECONDS: Final = 0.5
 """How long a caller whose buffer is full waits for the builder before dropping its record."""
 """At shutdown, how long in all to wait for the threads (a sender may be stuck in a call)."""
@@ -70,7 +70,7 @@ class Shipper:
         self.max_slots = max_buffer * EVENT_WIDTH
         self.wake_slots = max(1, max_buffer // 2) * EVENT_WIDTH
         self._flush_interval = flush_interval
-        self._max_built = max(max_buffer, MIN_BUILT_BOUND)
+        self._max_built = max(max_buffer // 4, MIN_BUILT_BOUND)
         self.buffers = Buffers(builder, stats, log_once, orphans)
         self._fresh_state()
         self._closed = False
