@@ -21,8 +21,6 @@ class Item:
     born: float = 0.0
     """When it joined its route (``time.monotonic()``); it goes to disk once it has waited
     ``SPILL_AFTER`` seconds without being accepted."""
-    first_try: float = 0.0
-    """When it was first sent (0 until then)."""
     claim: Claim | None = field(default=None, repr=False)
     """The spool segment it was read from, for items being replayed (they are on disk)."""
     first_line: int = 0

@@ -250,8 +250,6 @@ class Route:
             self.inflight.append(call)
             if self.pending or self.replay:
                 self.wake.set()  # another sender may take the next call meanwhile
-        for item in items:
-            item.first_try = item.first_try or now
         return call
 
     def send(self, items: Sequence[Item]) -> Sequence[int]:

@@ -140,7 +140,8 @@ class Shipper:
         self._log_once(
             "buffer-full",
             logging.WARNING,
-            "dxtrack: the in-memory buffer is full (max_buffer=%d); records go to the disk spool",
+            "dxtrack: the in-memory buffer is full (max_buffer=%d); the calling threads build "
+            "their records themselves until the shipper catches up",
             self.max_buffer,
         )
         built = self.buffers.built
