@@ -87,7 +87,6 @@ class Shipper:
         self._build_lock = threading.Lock()
         self._held_for_fork: list[threading.Lock] = []
         self._threads: list[threading.Thread] = []
-        self._senders: dict[str, list[threading.Thread]] = {}
         self._send_locks: list[threading.Lock] = []
         self._built_at = 0.0
 
@@ -273,11 +272,10 @@ class Shipper:
 
     def _start_threads(self) -> None:
         for route in self._routes:
-            senders = self._senders.setdefault(route.name, [])
             for n in range(senders_needed(route)):
                 lock = threading.Lock()
                 self._send_locks.append(lock)
-                senders.append(
+                self._threads.append(
                     threading.Thread(
                         target=self._send_loop,
                         args=(route, lock, n == 0 and not route.inline),
@@ -285,7 +283,6 @@ class Shipper:
                         daemon=True,
                     )
                 )
-            self._threads.extend(senders)
         if self._background_routes or self._threads:
             self._threads.append(
                 threading.Thread(target=self._build_loop, name="dxtrack-builder", daemon=True)
