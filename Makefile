@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: install system-deps lint test demo bench clean
 
-$(VENV)/.installed: pyproject.toml dxtrack/_hotpath.c
+$(VENV)/.installed: pyproject.toml dxtrack/_hotpath.c dxtrack/_build.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

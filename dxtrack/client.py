@@ -124,7 +124,8 @@ class Client:
 
     def _set_fast_path(self) -> None:
         """Where ``metric()`` may append without a call: the held metrics with
-        ``buffer_metrics``, else the pipeline's buffer below its wake-up mark."""
+        ``buffer_metrics``, else the pipeline's buffer until it is full (the builder looks at a
+        busy buffer often)."""
         pipeline = self._pipeline
         self._fast_buffer: Any = ()
         self._fast_limit = 0
@@ -132,12 +133,12 @@ class Client:
         self._error_limit = 0
         if pipeline is not None and self.config is not None:
             if not pipeline.has_inline:
-                self._error_buffer, self._error_limit = pipeline.buffer, pipeline.wake_slots
+                self._error_buffer, self._error_limit = pipeline.buffer, pipeline.max_slots
             if self._held is not None:
                 self._fast_buffer = self._held
                 self._fast_limit = (self.config.max_buffer - 1) * EVENT_WIDTH
             elif not pipeline.has_inline:
-                self._fast_buffer, self._fast_limit = pipeline.buffer, pipeline.wake_slots
+                self._fast_buffer, self._fast_limit = pipeline.buffer, pipeline.max_slots
         if self._compiled is not None:
             compiled_metric, compiled_error = self._compiled
             for entry, buffer, limit in (

@@ -7,6 +7,7 @@ the content hash) happens in ``RecordBuilder.build``, which does no I/O.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Final
@@ -15,7 +16,13 @@ import orjson
 from xxhash import xxh3_128_hexdigest
 
 from dxtrack import jsonsafe, tracebacks
+from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
 from dxtrack.events import ERROR, METRIC, Event
+
+try:  # the compiled writer of metric lines, when it was built at install
+    from dxtrack import _build
+except ImportError:  # pragma: no cover - the pure-Python builder then does everything
+    _build = None  # type: ignore[assignment]
 
 MAX_LINE_BYTES: Final = 1_000 * 1024 - 64
 """The largest JSON line: one Firehose record (1,000 KiB), less room for the newline."""
@@ -76,12 +83,13 @@ class RecordBuilder:
             record["fingerprint"] = None
             return record
         name = tracebacks.type_name(exc_type)
+        printed, fingerprint = tracebacks.describe(name, text, trace if trace is not None else ())
         record["exception"] = {
             "type": name,
             "value": text,
-            "traceback": tracebacks.format(name, text, trace) if trace is not None else None,
+            "traceback": printed if trace is not None else None,
         }
-        record["fingerprint"] = tracebacks.fingerprint(name, trace)
+        record["fingerprint"] = fingerprint
         return record
 
     def build_many(
@@ -131,6 +139,41 @@ class RecordBuilder:
         if failures:
             raise failures[0]
         return lines[0]
+
+    def template(self) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+        """A metric line's JSON around its metadata, name, seq, timestamp and value, for the
+        compiled writer (``_build.MetricWriter``): the record's keys are fixed and sorted."""
+        common = {key: orjson.dumps(value) for key, value in self._common.items()}
+        return (
+            b'{"context":%s,"host":%s,"metadata":' % (common["context"], common["host"]),
+            b',"metric_name":',
+            b',"producer_id":%s,"run_id":%s,"seq":' % (common["producer_id"], common["run_id"]),
+            b',"stage":%s,"timestamp":' % common["stage"],
+            b',"value":',
+        )
+
+    def compiled_writer(self) -> Any | None:
+        """The compiled writer of metric lines (``_build.MetricWriter``), when it was built and
+        not turned off by ``DXTRACK_PURE_PYTHON``; it gives the same bytes as ``build_many``."""
+        if _build is None or os.environ.get(DXTRACK_PURE_PYTHON, "") not in ("", "0"):
+            return None
+        try:
+            return self.make_writer()
+        except Exception:  # default metadata orjson refuses: the pure-Python builder copes
+            return None
+
+    def make_writer(self) -> Any:
+        """A new compiled writer of this builder's metric lines."""
+        return _build.MetricWriter(
+            parts=self.template(),
+            defaults=self._defaults,
+            dumps=orjson.dumps,
+            default=jsonsafe.readable,
+            option=jsonsafe.OPTIONS,
+            hexdigest=xxh3_128_hexdigest,
+            metric_kind=METRIC,
+            max_line=self._max_line_bytes,
+        )
 
     def _shortened(self, record: dict[str, Any]) -> bytes:
         plain = jsonsafe.to_jsonable(record)

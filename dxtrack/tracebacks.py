@@ -12,9 +12,14 @@ source lines with ``linecache`` on the shipper's thread.
 
 from __future__ import annotations
 
+import operator
+import os
 from types import CodeType, TracebackType
+from typing import Any
 
 from xxhash import xxh3_64_hexdigest
+
+from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
 
 Frames = tuple[CodeType | int, ...]
 """Flat: code, offset, code, offset... for each frame, outermost first. The offset is that of
@@ -113,29 +118,85 @@ def chain(exc: BaseException) -> tuple[Block, ...]:
     return tuple(blocks)
 
 
-def _block(name: str, text: str, frame_list: Frames) -> str:
+MAX_CACHED = 2_048
+"""Frame lists whose text is kept: the same error raised in a loop is formatted once."""
+_texts: dict[int, tuple[Frames, str, dict[str, str]]] = {}
+
+
+def _frames_key(frames: tuple[Any, ...]) -> int:
+    """A hash of the identity of each code object and of each offset."""
+    return hash((tuple(map(id, frames[::2])), frames[1::2]))
+
+
+def _same_frames(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """The same code objects (by identity) at the same offsets."""
+    if len(a) != len(b):
+        return False
+    return all(map(operator.is_, a[::2], b[::2])) and a[1::2] == b[1::2]
+
+
+try:  # the compiled forms, when they were built (the same results, faster)
+    from dxtrack._build import frames_key, same_frames
+except ImportError:  # pragma: no cover
+    frames_key, same_frames = _frames_key, _same_frames
+if os.environ.get(DXTRACK_PURE_PYTHON, "") not in ("", "0"):
+    frames_key, same_frames = _frames_key, _same_frames
+
+
+def _cached(frame_list: Frames) -> tuple[Frames, str, dict[str, str]]:
+    """The frames' printed text (from the ``Traceback`` header to the last frame), and the
+    fingerprints of the errors seen with them by type name. The entry holds the code objects,
+    so that no identity in its key is reused while it is kept."""
+    key = frames_key(frame_list)
+    entry = _texts.get(key)
+    if entry is None or not same_frames(entry[0], frame_list):
+        if len(_texts) >= MAX_CACHED:
+            _texts.clear()
+        entry = (frame_list, _frames_text(frame_list), {})
+        _texts[key] = entry
+    return entry
+
+
+def _frames_text(frame_list: Frames) -> str:
     import linecache
 
-    lines = ["Traceback (most recent call last):\n"] if frame_list else []
+    if not frame_list:
+        return ""
+    lines = ["Traceback (most recent call last):\n"]
     for code, lasti in pairs(frame_list):
         lineno = line_number(code, lasti)
         lines.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
         source = linecache.getline(code.co_filename, lineno).strip() if lineno else ""
         if source:
             lines.append(f"    {source}\n")
-    lines.append(f"{name}: {text}\n" if text else f"{name}\n")
     return "".join(lines)
 
 
-def format(name: str, text: str, trace: Trace) -> str:
-    """The printable traceback, chained causes first, as Python prints it (without carets)."""
+def _block(name: str, text: str, frame_list: Frames) -> str:
+    last = f"{name}: {text}\n" if text else f"{name}\n"
+    return _cached(frame_list)[1] + last
+
+
+def describe(name: str, text: str, trace: Trace) -> tuple[str, str]:
+    """The printable traceback, chained causes first, as Python prints it (without carets),
+    and the fingerprint."""
     own, links = (trace.frames, trace.chain) if isinstance(trace, Chained) else (trace, ())
     parts = []
     for chained_name, chained_text, chained_frames, link in links:
         parts.append(_block(chained_name, chained_text, chained_frames))
         parts.append(_CAUSE if link == "cause" else _CONTEXT)
-    parts.append(_block(name, text, own))
-    return "".join(parts)
+    frame_list, frames_text, fingerprints = _cached(own)
+    parts.append(frames_text)
+    parts.append(f"{name}: {text}\n" if text else f"{name}\n")
+    found = fingerprints.get(name)
+    if found is None:
+        found = fingerprints[name] = _fingerprint(name, frame_list)
+    return "".join(parts), found
+
+
+def format(name: str, text: str, trace: Trace) -> str:
+    """The printable traceback, chained causes first, as Python prints it (without carets)."""
+    return describe(name, text, trace)[0]
 
 
 def fingerprint(name: str, trace: Trace | None) -> str:
@@ -143,7 +204,10 @@ def fingerprint(name: str, trace: Trace | None) -> str:
 
     Line numbers are left out, so that an edit elsewhere in a file does not split a group.
     """
+    return describe(name, "", trace if trace is not None else ())[1]
+
+
+def _fingerprint(name: str, frame_list: Frames) -> str:
     parts = [name]
-    own = trace.frames if isinstance(trace, Chained) else trace or ()
-    parts.extend(f"{code.co_filename}:{code.co_name}" for code, _ in pairs(own))
+    parts.extend(f"{code.co_filename}:{code.co_name}" for code, _ in pairs(frame_list))
     return xxh3_64_hexdigest("\n".join(parts).encode("utf-8", "replace"))

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import dxtrack
+from dxtrack.api import current_client
 from dxtrack.sinks.firehose import destination
 from tests.aws import REGION, Hooks, Streams, error_response, spool_directory
 from tests.conftest import assert_valid
@@ -433,18 +434,36 @@ def test_in_process_mock_aws(monkeypatch: pytest.MonkeyPatch) -> None:
         dxtrack.shutdown()
 
 
-def test_buffer_overflow_is_built_by_the_caller_and_lost_nowhere(
+def test_a_full_buffer_makes_the_caller_wait_for_room_and_loses_nothing(
     streams: Streams, tmp_path: Path
 ) -> None:
-    """Past max_buffer, the caller builds its records and hands them on: none is lost."""
+    """Past max_buffer, the caller waits for the builder to make room: none is lost, and none
+    is built on the caller's thread while the builder can keep up."""
     spool = tmp_path / "spool-overflow"
     dxtrack.configure(**streams.settings(max_buffer=100, flush_interval=30, spool_dir=spool))
     for i in range(1_000):
         dxtrack.metric("overflow", i)
     stats = dxtrack.stats()
-    assert stats["overflowed"] > 0 and stats["dropped"] == 0
+    assert stats.get("overflowed", 0) == 0 and stats["dropped"] == 0
     assert dxtrack.flush(timeout=60) is True
     assert_exactly_once(streams.records("metric"), 1_000)
+
+
+def test_a_caller_that_waits_too_long_builds_its_records_itself(
+    streams: Streams, tmp_path: Path
+) -> None:
+    """When the builder makes no room within the wait, the caller builds its records and
+    hands them on: still none is lost."""
+    spool = tmp_path / "spool-overflow-stuck"
+    dxtrack.configure(**streams.settings(max_buffer=100, flush_interval=30, spool_dir=spool))
+    shipper = current_client().shipper
+    assert shipper is not None
+    with shipper._build_lock:  # the builder is stuck for as long as this is held
+        for i in range(300):
+            dxtrack.metric("overflow", i)
+        assert dxtrack.stats()["overflowed"] == 200
+    assert dxtrack.flush(timeout=60) is True
+    assert_exactly_once(streams.records("metric"), 300)
 
 
 def test_torn_and_corrupt_spool_lines_are_skipped_and_counted(

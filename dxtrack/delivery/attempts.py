@@ -69,7 +69,7 @@ def deliver_inline(route: Route, lines: list[bytes]) -> None:
     """Deliver on the caller's thread, a few tries with backoff; then spool the rest."""
     now = time.monotonic()
     items = pack(lines, route.sink.limits, now)
-    if route.spool is not None and (route.down(now) or now < route.retry_at):
+    if route.spool is not None and (route.down(now) or now < route.health.retry_at):
         route.spill(items, "send_failed")  # failing moments ago: don't wait on it again
         return
     for call in calls(items, route.sink.limits):
@@ -77,13 +77,13 @@ def deliver_inline(route: Route, lines: list[bytes]) -> None:
             failed = set(route.send(call))
             route.stats.add("delivered", lines_of(call) - sum(call[i].lines for i in failed))
             call = [item for i, item in enumerate(call) if i in failed]
-            if not call or now < route.blocked_until:
+            if not call or now < route.health.blocked_until:
                 break
             route.stats.add("retried", lines_of(call))
             if tries + 1 < INLINE_ATTEMPTS:
                 time.sleep(backoff(tries))
         with route.lock:
-            route.record_outcome(bool(call), time.monotonic())
+            route.health.record(bool(call), time.monotonic())
         route.spill(call, "send_failed")
     route.wake.set()
 

@@ -43,6 +43,7 @@ class Buffers:
         orphans: Sequence[Orphan] = (),
     ) -> None:
         self.builder = builder
+        self._writer = builder.compiled_writer()
         self.stats = stats
         self._log_once = log_once
         self.events: deque[Any] = deque()
@@ -75,12 +76,11 @@ class Buffers:
         with self.drain_lock:
             taken = len(self.events) // EVENT_WIDTH
             taken = taken if limit is None else min(taken, limit)
-            # one event at a time: no batch of event tuples outlives a young GC generation
-            lines = self.build(iter_events(self.events, taken))
+            lines = self.build_from(self.events, taken)
         for orphan, lock in self.orphans:
             if orphan:
                 with lock:
-                    lines.extend(self.build(iter_events(orphan)))
+                    lines.extend(self.build_from(orphan, len(orphan) // EVENT_WIDTH))
         lines.extend(_pop_all(self.built))
         return taken, lines
 
@@ -88,9 +88,25 @@ class Buffers:
         """The lines of the last ``take()`` are queued."""
         self.draining -= 1
 
+    def build_from(self, buffer: deque[Any], count: int) -> list[Line]:
+        """Pop ``count`` events from a flat buffer and build their lines: with the compiled
+        writer when there is one, else one event at a time (no batch of event tuples outlives
+        a young GC generation)."""
+        if self._writer is None:
+            return self.build(iter_events(buffer, count))
+        lines: list[Line] = []
+        failures: list[Exception] = []
+        self._writer.build(buffer, count, self._seq.__next__, self.builder.build, lines, failures)
+        self._count_failures(failures)
+        return lines
+
     def build(self, events: Iterable[Event]) -> list[Line]:
         """The lines of ``events``; those that can't be built are counted and logged."""
         lines, failures = self.builder.build_many(events, self._seq.__next__)
+        self._count_failures(failures)
+        return lines
+
+    def _count_failures(self, failures: list[Exception]) -> None:
         if failures:
             self.stats.drop("build_failed", len(failures))
             exc = failures[0]
@@ -101,11 +117,11 @@ class Buffers:
                 len(failures),
                 exc,
             )
-        return lines
 
     def reset_after_fork(self, builder: RecordBuilder) -> None:
         """In a forked child: none of the parent's events, a new producer and sequence."""
         self.builder = builder
+        self._writer = builder.compiled_writer()
         self.events = deque()
         self.drain_lock = threading.Lock()
         self.orphans = []

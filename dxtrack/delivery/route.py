@@ -5,9 +5,9 @@ A route never starts threads (``shipper`` does); it decides:
 
 - what the next call sends: fresh items first, then segments claimed back from the spool (or a
   segment's first call, as the probe of a sink that keeps failing);
-- when records go to disk: an item that has waited ``SPILL_AFTER`` seconds without being
-  accepted, an item built while the sink is failing, and the items of a call in flight for
-  longer than that (an insurance copy, deleted again if the call succeeds);
+- when records go to disk: an item that has waited ``SPILL_AFTER`` seconds while the sink
+  accepted nothing, an item built while the sink is failing, and the items of a call in flight
+  for longer than that (an insurance copy, deleted again if the call succeeds);
 - what a finished call means: delivered items are counted and their spool lines deleted, failed
   ones wait for the backoff, or are on disk already.
 """
@@ -27,19 +27,17 @@ from dxtrack.delivery.attempts import (
     BLOCKED_PROBE_SECONDS,
     Call,
     attempt,
-    backoff,
     lines_of,
     units_of,
 )
 from dxtrack.delivery.disk import Disk
+from dxtrack.delivery.health import SPILL_AFTER, Health
 from dxtrack.delivery.packing import Item, calls, pack
 from dxtrack.delivery.segments import Claim
 from dxtrack.delivery.spool import Spool
 from dxtrack.log import LogOnce
 from dxtrack.sinks.base import Sink
 
-SPILL_AFTER: Final = 1.0
-"""Seconds a record may wait unaccepted (or a call stay in flight) before it is on disk."""
 REPLAY_CALL_BYTES: Final = 512 * 1024
 """A replay sends at most this much per call, and notes on disk what each call delivered."""
 RECHECK_SPOOL_SECONDS: Final = 30.0
@@ -84,11 +82,7 @@ class Route:
         self._claim_left = 0
         self._claiming = False
         self.inflight: list[Call] = []
-        self.attempt = 0
-        self.retry_at = 0.0
-        self.blocked_until = 0.0
-        self.failing_since: float | None = None
-        self.last_attempt = 0.0
+        self.health = Health()
         self._checked_changes = -1  # the spool may hold what earlier runs left
         self._spool_checked = 0.0
         self.closed = False
@@ -110,11 +104,14 @@ class Route:
         """The sink's name."""
         return self.sink.name
 
+    def stalled(self, now: float) -> bool:
+        """Whether the sink is failing, or took nothing for ``SPILL_AFTER`` seconds while a
+        call was in flight that long (see ``Health.stalled``)."""
+        return self.health.stalled(now, (call.started for call in self.inflight))
+
     def down(self, now: float) -> bool:
         """Whether the sink has been failing for ``SPILL_AFTER`` seconds, or refused for good."""
-        if now < self.blocked_until:
-            return True
-        return self.failing_since is not None and now - self.failing_since >= SPILL_AFTER
+        return self.health.down(now)
 
     # ---- the builder's side ------------------------------------------------------------------
 
@@ -150,7 +147,7 @@ class Route:
         if not self.spool.available():
             return
         with self.lock:
-            aged = self._pop_older_than(now - SPILL_AFTER)
+            aged = self._pop_older_than(now - SPILL_AFTER) if self.stalled(now) else []
             slow = [c for c in self.inflight if c.claim is None and now - c.started >= SPILL_AFTER]
         if aged:
             self.disk.write(aged)
@@ -175,9 +172,12 @@ class Route:
             call.insurance = self.spool.write_claimed([item.data for item in call.items], lines)
 
     def backlogged(self) -> bool:
-        """Whether half the pending bound is used by a sink that is not down (the builder then
-        waits, so that records are not built only to be spilled)."""
-        return self.pending_bytes >= self.max_pending_bytes // 2 and not self.down(time.monotonic())
+        """Whether half the pending bound is used by a sink that is not stalled (the builder
+        then waits, so that records are not built only to be spilled)."""
+        if self.pending_bytes < self.max_pending_bytes // 2:
+            return False
+        with self.lock:
+            return not self.stalled(time.monotonic())
 
     # ---- the senders' side -------------------------------------------------------------------
 
@@ -187,11 +187,11 @@ class Route:
         if spool is None or self.closed:
             return
         with self.lock:
-            if self.claim is not None or self._claiming or now < self.retry_at:
+            if self.claim is not None or self._claiming or now < self.health.retry_at:
                 return
             if self.pending and not self.down(now):
                 return  # fresh records first; the spool is replayed with spare capacity
-            if now < self.blocked_until:
+            if now < self.health.blocked_until:
                 return
             if not self.replay_due and now - self._spool_checked < RECHECK_SPOOL_SECONDS:
                 return
@@ -226,7 +226,7 @@ class Route:
     def next_call(self, now: float) -> Call | None:
         """The next call to send, or None when there is nothing to send now."""
         with self.lock:
-            if self.closed or now < self.retry_at or now < self.blocked_until:
+            if self.closed or now < self.health.retry_at or now < self.health.blocked_until:
                 return None
             if len(self.inflight) >= self.sink.limits.max_in_flight:
                 return None
@@ -257,7 +257,7 @@ class Route:
         can't fix blocks the sink for ``BLOCKED_PROBE_SECONDS``."""
         failed, permanent = attempt(self.sink, [item.data for item in items], self._log_once)
         if permanent:
-            self.blocked_until = time.monotonic() + BLOCKED_PROBE_SECONDS
+            self.health.blocked_until = time.monotonic() + BLOCKED_PROBE_SECONDS
         return failed
 
     def settle(self, call: Call, failed_at: Iterable[int]) -> None:
@@ -278,7 +278,7 @@ class Route:
         checkpoint: Claim | None = None
         respill: list[Item] = []
         with self.lock:
-            self.record_outcome(bool(failed), now)
+            self.health.record(bool(failed), now)
             if call.claim is not None:
                 if failed:  # its lines stay on disk: give the segment up until the next try
                     self._claim_left -= len(self.replay)
@@ -290,7 +290,9 @@ class Route:
                 elif not failed:
                     checkpoint = call.claim
             elif failed and insurance is None:
-                if self.closed or now < self.blocked_until:  # refused for good: not in memory
+                if (
+                    self.closed or now < self.health.blocked_until
+                ):  # refused for good: not in memory
                     respill = failed
                 else:
                     self.pending.extendleft(reversed(failed))
@@ -310,23 +312,11 @@ class Route:
             self.inflight.remove(call)
         self.wake.set()
 
-    def record_outcome(self, failed: bool, now: float) -> None:
-        """Back off after a failure; after a success, forget the failures before it."""
-        self.last_attempt = now
-        if failed:
-            self.attempt += 1
-            self.retry_at = now + backoff(self.attempt)
-            if self.failing_since is None:
-                self.failing_since = now
-        else:
-            self.attempt, self.failing_since = 0, None
-
     # ---- flush and shutdown --------------------------------------------------------------------
 
     def probe_now(self) -> None:
         """A flush is waiting: try a failing sink again at once, not after the backoff."""
-        self.retry_at = 0.0
-        self.blocked_until = min(self.blocked_until, time.monotonic())
+        self.health.probe_now()
         self.wake.set()
 
     def quiet(self, since: float) -> bool:
@@ -341,12 +331,7 @@ class Route:
                 busy = True
         if not busy:
             return True
-        failing = self.failing_since
-        now = time.monotonic()
-        given_up = now < self.blocked_until or (
-            failing is not None and now - failing >= self.retry_budget
-        )
-        return given_up and self.last_attempt >= since
+        return self.health.given_up(time.monotonic(), self.retry_budget, since)
 
     def close(self) -> None:
         """At exit: what waits goes to disk (or is dropped and counted); calls still in flight

@@ -17,15 +17,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Final
 
 from dxtrack.counters import Counters
 from dxtrack.delivery.attempts import close_route, deliver_inline, senders_needed, start_sink
-from dxtrack.delivery.buffers import Buffers, Line, Orphan
+from dxtrack.delivery.buffers import Buffers, Orphan
+from dxtrack.delivery.intake import Intake, lines_for
 from dxtrack.delivery.route import Route
-from dxtrack.events import EVENT_WIDTH, Event
+from dxtrack.events import EVENT_WIDTH
 from dxtrack.log import LogOnce
 from dxtrack.records import RecordBuilder
 
@@ -38,15 +38,17 @@ JOIN_SECONDS: Final = 0.2
 MIN_BUILT_BOUND: Final = 10_000
 """Lines built by callers (their buffer full) that may wait for the builder: at least this
 many, else a quarter of ``max_buffer``."""
-OVERFLOW_WAIT_SECONDS: Final = 0.5
-"""How long a caller whose buffer is full waits for the builder before dropping its record."""
+BUSY_POLL_SECONDS: Final = 0.01
+BUSY_EVENTS: Final = 1_000
+"""The builder looks at the capture buffer every ``BUSY_POLL_SECONDS`` while it found this many
+events in it on its last look."""
 """At shutdown, how long in all to wait for the threads (a sender may be stuck in a call)."""
 MAINTAIN_EVERY: Final = 0.25
 """The builder wakes at least this often, so that a record is on disk about a second after it
 stopped making progress."""
 
 
-class Shipper:
+class Shipper(Intake):
     """Captures events on the caller's thread and delivers them to every route."""
 
     def __init__(
@@ -89,82 +91,8 @@ class Shipper:
         self._threads: list[threading.Thread] = []
         self._send_locks: list[threading.Lock] = []
         self._built_at = 0.0
-
-    @property
-    def buffer(self) -> deque[Any]:
-        """The capture buffer (flat events; see ``events``)."""
-        return self.buffers.events
-
-    @property
-    def drain_lock(self) -> threading.Lock:
-        """The lock one thread at a time holds to take events out of ``buffer``."""
-        return self.buffers.drain_lock
-
-    # ---- caller's thread ---------------------------------------------------------------------
-
-    def capture(self, event: Event) -> None:
-        """Accept one event; never blocks on the network, never raises."""
-        if self.has_inline:
-            self.deliver_inline((event,))
-            return
-        buffer = self.buffer
-        size = len(buffer)
-        if size < self.max_slots:
-            buffer.extend(event)
-            if size + EVENT_WIDTH >= self.wake_slots:
-                self._wake.set()
-        else:
-            self.overflow((event,))
-
-    def capture_many(self, events: Sequence[Event]) -> None:
-        """Accept several events at once."""
-        if self.has_inline:
-            self.deliver_inline(events)
-            return
-        room = max((self.max_slots - len(self.buffer)) // EVENT_WIDTH, 0)
-        extend = self.buffer.extend
-        for event in events[:room]:
-            extend(event)
-        if room < len(events):
-            self.overflow(events[room:])
-        self._wake.set()
-
-    def overflow(self, events: Iterable[Event]) -> None:
-        """The buffer is full: the caller builds the lines itself and hands them to the builder
-        thread, which queues them (past each route's memory bound, to disk). The caller takes
-        no lock the shipper needs (a signal handler may interrupt it anywhere); when even the
-        built lines pile up, it waits a moment for the builder, then drops and counts them."""
-        lines = self.buffers.build(events)
-        self.stats.add("overflowed", len(lines))
-        self._log_once(
-            "buffer-full",
-            logging.WARNING,
-            "dxtrack: the in-memory buffer is full (max_buffer=%d); the calling threads build "
-            "their records themselves until the shipper catches up",
-            self.max_buffer,
-        )
-        built = self.buffers.built
-        if len(built) >= self._max_built:
-            self._drained.clear()
-            self._wake.set()
-            self._drained.wait(OVERFLOW_WAIT_SECONDS)
-        if len(built) >= self._max_built:
-            self.stats.drop("buffer_full", len(lines))
-        else:
-            built.extend(lines)
-        self._wake.set()
-
-    def deliver_inline(self, events: Iterable[Event]) -> None:
-        """Deliver to the inline routes now, on the caller's thread; hand on the rest."""
-        with self._inline_lock:
-            lines = self.buffers.build(events)
-            for route in self._inline_routes:
-                mine = _lines_for(route, lines)
-                if mine:
-                    deliver_inline(route, mine)
-        if self._background_routes:
-            self.buffers.built.extend(lines)
-            self._wake.set()
+        self._busy = False
+        self._waited_in_vain = False
 
     # ---- flush and shutdown (any thread) ---------------------------------------------------
 
@@ -212,7 +140,7 @@ class Shipper:
             self._closed = True
             _, lines = self.buffers.take()
         for route in self._routes:
-            mine = _lines_for(route, lines)
+            mine = lines_for(route, lines)
             if route.inline and mine:
                 deliver_inline(route, mine)
             elif mine:
@@ -292,7 +220,9 @@ class Shipper:
 
     def _build_loop(self) -> None:
         while not self._closed:
-            self._wake.wait(min(self._flush_interval, MAINTAIN_EVERY))
+            # busy (the compiled path fills the buffer without waking anyone): look again soon
+            idle = min(self._flush_interval, MAINTAIN_EVERY)
+            self._wake.wait(BUSY_POLL_SECONDS if self._busy else idle)
             self._wake.clear()
             try:
                 with self._build_lock:
@@ -312,6 +242,7 @@ class Shipper:
     def _cycle(self) -> None:
         now = time.monotonic()
         due = self._flush_wanted or self.buffers.stale() or len(self.buffer) >= self.wake_slots
+        self._busy = len(self.buffer) >= BUSY_EVENTS * EVENT_WIDTH
         if due or now - self._built_at >= self._flush_interval:
             self._built_at = now
             while self._may_build():
@@ -324,18 +255,21 @@ class Shipper:
             route.maintain(time.monotonic())
 
     def _may_build(self) -> bool:
-        if len(self.buffer) >= self.max_slots * 3 // 4 or self.buffers.stale():
-            return True
+        """Not while a sink that keeps pace has a long queue: the events then wait in the
+        capture buffer, and callers wait for room in it (``overflow``), rather than records
+        being spooled while nothing is wrong."""
         return not any(route.backlogged() for route in self._background_routes)
 
     def _drain(self, limit: int) -> int:
         """Build up to ``limit`` captured events and queue them; return how many were taken."""
         taken, lines = self.buffers.take(limit)
+        if taken:
+            self._waited_in_vain = False
         try:
             if lines:
                 now = time.monotonic()
                 for route in self._background_routes:
-                    mine = _lines_for(route, lines)
+                    mine = lines_for(route, lines)
                     if mine:
                         route.enqueue(mine, now)
         finally:
@@ -386,9 +320,3 @@ class Shipper:
                 lock.acquire()
             route.warm = True
             route.settle(call, failed)
-
-
-def _lines_for(route: Route, lines: Iterable[Line]) -> list[bytes]:
-    """The lines of the record kinds ``route``'s sink takes."""
-    kinds = route.sink.kinds
-    return [data for kind, data in lines if kind in kinds]

@@ -11,11 +11,11 @@ import contextlib
 import os
 import sys
 import threading
-from binascii import b2a_base64
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import pybase64
 import xxhash
 
 from dxtrack.config import DEFAULT_REGION, Config
@@ -73,11 +73,13 @@ def request_body(stream: str, items: Sequence[bytes]) -> bytes:
     """The JSON body of a PutRecordBatch of ``items``, as botocore would serialise it.
 
     Written out here because botocore's serialiser (``json.dumps`` over megabytes of base64)
-    costs the shipper more than building the records does.
+    costs the shipper more than building the records does; pybase64 encodes with SIMD, about
+    15 times faster than the standard library.
     """
     records: list[bytes] = []
+    encode = pybase64.b64encode
     for data in items:
-        records += (b'{"Data":"', b2a_base64(data, newline=False), b'"},')
+        records += (b'{"Data":"', encode(data), b'"},')
     if records:
         records[-1] = b'"}'  # no comma after the last
     head = b'{"DeliveryStreamName":%s,"Records":[' % orjson.dumps(stream)

@@ -1,0 +1,268 @@
+"""The whole cost of a record: CPU of the producer process (caller and shipper threads), per record.
+
+Each case runs in a fresh child process against one moto server in another process (moto's CPU
+is not counted). A case times its loop and then ``flush()`` with ``resource.getrusage`` of the
+whole child, so the shipper's building, packing, compressing, signing and sending is all in it.
+
+Ratios printed, each against a baseline measured in the same run:
+
+- metric: CPU per ``metric(name, value, metadata={3 keys})`` record over CPU per
+  ``deque.append((name, value, dict(md)))``; every record must be delivered, none spooled;
+- error: CPU per ``error(metadata=...)`` record net of the raise (10 frames deep), over the
+  same deque baseline;
+- loop: how much slower (whole-process CPU) a loop doing about 4.4 µs of work per iteration
+  gets with one call per iteration, for dxtrack and the peers datadog (DogStatsd over UDP),
+  prometheus_client (``labels().inc()``) and logging (a file handler).
+
+    python bench/whole_process.py                     # about 2 minutes
+    python bench/whole_process.py --compression gzip  # the same with compressed records
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+NAME, VALUE = "http.server.latency", 12.5
+METADATA = {"route": "/api/v1/items", "status": 200, "region": "eu-west-1"}
+HERE = Path(__file__).resolve().parent
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def deep(n: int) -> None:
+    if n <= 1:
+        raise ValueError("boom")
+    deep(n - 1)
+
+
+def work() -> int:
+    """About 4.4 µs of pure-Python work on this machine (a loop over a small list)."""
+    total = 0
+    for i in range(60):
+        total += i * i
+    return total
+
+
+def nothing() -> None:
+    """What a case without an end step does at its end."""
+
+
+def timed(loop: Callable[[], None], after: Callable[[], None] = lambda: None) -> float:
+    start = cpu()
+    loop()
+    after()
+    return cpu() - start
+
+
+def case_deque(n: int) -> dict[str, float]:
+    buffer: deque[object] = deque()
+    append = buffer.append
+
+    def loop() -> None:
+        for _ in range(n):
+            append((NAME, VALUE, dict(METADATA)))
+            if len(buffer) > 10_000:
+                buffer.clear()
+
+    return {"cpu": timed(loop)}
+
+
+def case_raise(n: int) -> dict[str, float]:
+    buffer: deque[object] = deque()
+
+    def loop() -> None:
+        for _ in range(n):
+            try:
+                deep(10)
+            except ValueError:
+                buffer.append(None)
+                buffer.clear()
+
+    return {"cpu": timed(loop)}
+
+
+def configured(compression: str) -> Callable[[], dict[str, int]]:
+    sys.path.insert(0, str(HERE))
+    from _common import configure_against_new_streams
+
+    import dxtrack
+
+    settings = {} if compression == "none" else {"compression": compression}
+    configure_against_new_streams(context="bench", **settings)
+    return dxtrack.stats
+
+
+def case_metric(n: int, compression: str) -> dict[str, float]:
+    stats = configured(compression)
+    import dxtrack
+
+    metric = dxtrack.metric
+
+    def loop() -> None:
+        for _ in range(n):
+            metric(NAME, VALUE, metadata=METADATA)
+
+    used = timed(loop, lambda: dxtrack.flush(timeout=300))
+    return {"cpu": used, **stats()}
+
+
+def case_error(n: int, compression: str) -> dict[str, float]:
+    stats = configured(compression)
+    import dxtrack
+
+    error = dxtrack.error
+
+    def loop() -> None:
+        for _ in range(n):
+            try:
+                deep(10)
+            except ValueError:
+                error(metadata=METADATA)
+
+    used = timed(loop, lambda: dxtrack.flush(timeout=300))
+    return {"cpu": used, **stats()}
+
+
+def case_loop(n: int, who: str, compression: str) -> dict[str, float]:
+    call: Callable[[], object]
+    after: Callable[[], object] = nothing
+    if who == "none":
+        call = lambda: None  # noqa: E731
+    elif who == "dxtrack":
+        stats = configured(compression)
+        import dxtrack
+
+        metric = dxtrack.metric
+        call = lambda: metric(NAME, VALUE, metadata=METADATA)  # noqa: E731
+        after = lambda: dxtrack.flush(timeout=300)  # noqa: E731
+    elif who == "datadog":
+        from datadog.dogstatsd import DogStatsd
+
+        port = int(os.environ["BENCH_UDP_PORT"])
+        statsd = DogStatsd(host="127.0.0.1", port=port)
+        tags = [f"{k}:{v}" for k, v in METADATA.items()]
+        call = lambda: statsd.histogram(NAME, VALUE, tags=tags)  # noqa: E731
+    elif who == "prometheus":
+        from prometheus_client import CollectorRegistry, Counter
+
+        counter = Counter("requests", "requests", list(METADATA), registry=CollectorRegistry())
+        call = lambda: counter.labels(**METADATA).inc()  # noqa: E731
+    elif who == "logging":
+        import logging
+
+        logger = logging.getLogger("bench.loop")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        handle, path = tempfile.mkstemp(suffix=".log")
+        os.close(handle)
+        logger.addHandler(logging.FileHandler(path))
+        call = lambda: logger.info("%s %s %s", NAME, VALUE, METADATA)  # noqa: E731
+        after = lambda: os.unlink(path)  # noqa: E731
+    else:
+        raise ValueError(f"unknown loop case {who!r}")
+
+    def loop() -> None:
+        for _ in range(n):
+            work()
+            call()
+
+    result = {"cpu": timed(loop, after)}
+    if who == "dxtrack":
+        result.update(stats())
+    return result
+
+
+def child(args: argparse.Namespace) -> None:
+    kind, _, who = args.case.partition(":")
+    if kind == "deque":
+        result = case_deque(args.calls)
+    elif kind == "raise":
+        result = case_raise(args.errors)
+    elif kind == "metric":
+        result = case_metric(args.calls, args.compression)
+    elif kind == "error":
+        result = case_error(args.errors, args.compression)
+    else:
+        result = case_loop(args.loop_calls, who, args.compression)
+    print(json.dumps(result))
+
+
+def run(case: str, args: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
+    command = [sys.executable, __file__, "--case", case, "--compression", args.compression]
+    command += ["--calls", str(args.calls), "--errors", str(args.errors)]
+    command += ["--loop-calls", str(args.loop_calls)]
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--errors", type=int, default=100_000)
+    parser.add_argument("--loop-calls", type=int, default=300_000)
+    parser.add_argument("--reps", type=int, default=3, help="runs of each case; median kept")
+    parser.add_argument("--compression", default="none", choices=["none", "gzip", "zstd"])
+    args = parser.parse_args()
+    if args.case:
+        child(args)
+        return
+
+    import socket
+
+    sys.path.insert(0, str(HERE))
+    from _common import moto_server_process
+
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # DogStatsd's packets end here
+    sink.bind(("127.0.0.1", 0))
+    with moto_server_process():
+        env = dict(os.environ, BENCH_UDP_PORT=str(sink.getsockname()[1]))
+
+        def median(case: str, per: int) -> tuple[float, dict[str, float]]:
+            results = [run(case, args, env) for _ in range(args.reps)]
+            results.sort(key=lambda r: r["cpu"])
+            middle = results[len(results) // 2]
+            return middle["cpu"] / per * 1e6, middle
+
+        base, _ = median("deque", args.calls)
+        raise_only, _ = median("raise", args.errors)
+        metric, metric_stats = median("metric", args.calls)
+        error, error_stats = median("error", args.errors)
+        loops = {who: median(f"loop:{who}", args.loop_calls)[0] for who in LOOP_CASES}
+
+    print(f"compression: {args.compression}; median of {args.reps} runs; CPU of the whole process")
+    print(f"baseline deque.append((name, value, dict(md))):  {base:6.2f} µs per call")
+    print(
+        f"metric() record:  {metric:6.2f} µs  = {metric / base:5.2f}x baseline (goal ≤ 4x); "
+        f"delivered {metric_stats['delivered']:,} of {args.calls:,}, "
+        f"spooled {metric_stats['spooled']:,}, dropped {metric_stats['dropped']:,}"
+    )
+    net = error - raise_only
+    print(
+        f"error() record:   {net:6.2f} µs net of the raise ({raise_only:.2f} µs) = "
+        f"{net / base:5.2f}x baseline (goal ≤ 20x); "
+        f"delivered {error_stats['delivered']:,} of {args.errors:,}, "
+        f"spooled {error_stats['spooled']:,}"
+    )
+    bare = loops.pop("none")
+    print(f"loop of {bare:.2f} µs work per iteration, slowdown with one call per iteration:")
+    for who, value in loops.items():
+        print(f"  {who:<11} {value - bare:6.2f} µs  {(value - bare) / bare:+7.1%}")
+
+
+LOOP_CASES = ("none", "dxtrack", "datadog", "prometheus", "logging")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,638 @@
+/* dxtrack._build: the shipper's record builder for metric events, compiled.
+ *
+ * MetricWriter.build() pops captured events from the flat capture buffer (dxtrack/events.py)
+ * and writes the JSON line of each metric straight from a template: the record's keys are
+ * fixed and sorted, so only the metadata needs a JSON serialiser (orjson, as in the pure-Python
+ * builder), and a metadata dict equal to the previous one (same keys, values of the same plain
+ * types) reuses the previous one's JSON. Floats are written as repr() writes them where that
+ * is what orjson writes (no exponent), by orjson otherwise.
+ *
+ * Every event it does not take itself -- an error, a name that is not a str, an explicit
+ * timestamp, metadata orjson refuses, a line past the size limit -- goes, in order and with its
+ * own seq, to the pure-Python builder (the "fallback"), so both give the same bytes: the tests
+ * compare them line by line.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *parts[5];   /* bytes: the template around metadata, name, seq, timestamp, value */
+    PyObject *defaults;   /* dict: default_metadata */
+    PyObject *defaults_json; /* bytes: its JSON, for events without metadata */
+    PyObject *dumps;      /* orjson.dumps */
+    PyObject *default_;   /* its ``default`` for metadata: dxtrack.jsonsafe.readable */
+    PyObject *option;     /* its ``option`` for metadata: dxtrack.jsonsafe.OPTIONS */
+    PyObject *kwnames;    /* ("default", "option") */
+    PyObject *hexdigest;  /* buffer -> the id's 32 hex digits (xxh3_128_hexdigest) */
+    PyObject *metric_kind;/* the event kind of metrics ("metric") */
+    Py_ssize_t max_line;  /* longer bodies go to the fallback, which shortens them */
+    PyObject *last_metadata;      /* the previous event's metadata dict, or NULL */
+    PyObject *last_metadata_json; /* its merged JSON */
+    PyObject *float_pair;         /* a list of two, reused to format the two floats */
+} MetricWriter;
+
+/* ---- pieces of a line ---------------------------------------------------------------------- */
+
+typedef struct {
+    const char *data;
+    Py_ssize_t size;
+    PyObject *owner;  /* a new reference that keeps data alive, or NULL */
+    int quoted;       /* written between double quotes */
+    char small[40];
+} Piece;
+
+static void
+piece_release(Piece *piece)
+{
+    Py_CLEAR(piece->owner);
+}
+
+static int
+piece_from_bytes(Piece *piece, PyObject *bytes)  /* steals bytes */
+{
+    if (bytes == NULL || !PyBytes_Check(bytes)) {
+        Py_XDECREF(bytes);
+        return 0;
+    }
+    piece->owner = bytes;
+    piece->data = PyBytes_AS_STRING(bytes);
+    piece->size = PyBytes_GET_SIZE(bytes);
+    return 1;
+}
+
+/* Two floats as orjson writes them (its float formatting is several times faster than
+ * repr()'s): ``first`` keeps the JSON of the pair alive, ``second`` points into it. */
+static int
+pieces_from_floats(MetricWriter *self, Piece *first, Piece *second, PyObject *a, PyObject *b)
+{
+    PyObject *pair = self->float_pair;  /* reused: no allocation the collector would count */
+    Py_INCREF(a);
+    Py_INCREF(b);
+    PyList_SetItem(pair, 0, a);
+    PyList_SetItem(pair, 1, b);
+    PyObject *json = PyObject_CallOneArg(self->dumps, pair);
+    if (!piece_from_bytes(first, json)) {
+        return 0;
+    }
+    const char *text = first->data;
+    Py_ssize_t size = first->size;
+    const char *comma = memchr(text, ',', (size_t)size);
+    if (size < 5 || text[0] != '[' || text[size - 1] != ']' || comma == NULL) {
+        return 0;
+    }
+    first->data = text + 1;
+    first->size = comma - text - 1;
+    second->data = comma + 1;
+    second->size = text + size - 1 - second->data;
+    return 1;
+}
+
+/* A str as a JSON string: copied when nothing in it needs escaping, else by orjson. */
+static int
+piece_from_str(MetricWriter *self, Piece *piece, PyObject *text)
+{
+    Py_ssize_t size;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &size);
+    if (utf8 == NULL) {
+        return 0;  /* lone surrogates: the fallback copes */
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        unsigned char c = (unsigned char)utf8[i];
+        if (c < 0x20 || c == '"' || c == '\\') {
+            return piece_from_bytes(piece, PyObject_CallOneArg(self->dumps, text));
+        }
+    }
+    Py_INCREF(text);
+    piece->owner = text;
+    piece->data = utf8;
+    piece->size = size;
+    piece->quoted = 1;
+    return 1;
+}
+
+/* Merged metadata's JSON as orjson writes it one level down in a record (its depth limit
+ * counts from the record): the JSON of ``[metadata]`` without the brackets. */
+static PyObject *
+metadata_json(MetricWriter *self, PyObject *metadata)
+{
+    PyObject *list = PyList_New(1);
+    if (list == NULL) {
+        return NULL;
+    }
+    Py_INCREF(metadata);
+    PyList_SET_ITEM(list, 0, metadata);
+    PyObject *args[3] = {list, self->default_, self->option};
+    PyObject *json = PyObject_Vectorcall(self->dumps, args, 1, self->kwnames);
+    Py_DECREF(list);
+    if (json == NULL) {
+        return NULL;
+    }
+    Py_ssize_t size = PyBytes_Check(json) ? PyBytes_GET_SIZE(json) : 0;
+    PyObject *inner = size >= 2 ? PyBytes_FromStringAndSize(PyBytes_AS_STRING(json) + 1, size - 2)
+                                : NULL;
+    Py_DECREF(json);
+    return inner;
+}
+
+/* Whether two metadata values serialise the same: the same plain type and equal. */
+static int
+same_plain_value(PyObject *a, PyObject *b)
+{
+    if (a == b) {
+        return a == Py_None || a == Py_True || a == Py_False || PyUnicode_CheckExact(a)
+            || PyLong_CheckExact(a) || PyFloat_CheckExact(a);
+    }
+    if (Py_TYPE(a) != Py_TYPE(b)) {
+        return 0;
+    }
+    if (PyUnicode_CheckExact(a)) {
+        return PyUnicode_Compare(a, b) == 0;
+    }
+    if (PyFloat_CheckExact(a)) {
+        double x = PyFloat_AS_DOUBLE(a), y = PyFloat_AS_DOUBLE(b);
+        return memcmp(&x, &y, sizeof(double)) == 0;
+    }
+    if (PyLong_CheckExact(a)) {
+        int equal = PyObject_RichCompareBool(a, b, Py_EQ);
+        if (equal < 0) {
+            PyErr_Clear();
+            return 0;
+        }
+        return equal;
+    }
+    return 0;
+}
+
+/* Whether ``metadata`` has the same str keys and plain values as ``last``. */
+static int
+same_metadata(PyObject *metadata, PyObject *last)
+{
+    if (last == NULL || PyDict_GET_SIZE(metadata) != PyDict_GET_SIZE(last)) {
+        return 0;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(metadata, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key)) {
+            return 0;
+        }
+        PyObject *other = PyDict_GetItemWithError(last, key);
+        if (other == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (!same_plain_value(value, other)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The merged metadata's JSON for an event's metadata (None or a dict). */
+static int
+piece_from_metadata(MetricWriter *self, Piece *piece, PyObject *metadata)
+{
+    if (metadata == Py_None || (PyDict_CheckExact(metadata) && PyDict_GET_SIZE(metadata) == 0)) {
+        Py_INCREF(self->defaults_json);
+        return piece_from_bytes(piece, self->defaults_json);
+    }
+    if (!PyDict_CheckExact(metadata)) {
+        return 0;
+    }
+    if (same_metadata(metadata, self->last_metadata)) {
+        Py_INCREF(self->last_metadata_json);
+        return piece_from_bytes(piece, self->last_metadata_json);
+    }
+    PyObject *merged = metadata;
+    if (PyDict_GET_SIZE(self->defaults) > 0) {
+        merged = PyDict_Copy(self->defaults);
+        if (merged == NULL || PyDict_Update(merged, metadata) < 0) {
+            Py_XDECREF(merged);
+            return 0;
+        }
+    }
+    else {
+        Py_INCREF(merged);
+    }
+    PyObject *json = metadata_json(self, merged);
+    Py_DECREF(merged);
+    if (json == NULL) {
+        return 0;
+    }
+    Py_INCREF(metadata);
+    Py_XSETREF(self->last_metadata, metadata);
+    Py_INCREF(json);
+    Py_XSETREF(self->last_metadata_json, json);
+    return piece_from_bytes(piece, json);
+}
+
+/* ---- one line -------------------------------------------------------------------------- */
+
+static const char ID_HEAD[] = ",\"id\":\"";
+#define ID_HEAD_SIZE (sizeof(ID_HEAD) - 1)
+#define DIGEST_SIZE 32
+
+/* The line of one metric event, or NULL (no error set) when the fallback must build it. */
+static PyObject *
+metric_line(MetricWriter *self, PyObject **event, long long seq)
+{
+    /* event: kind, time, name, value, metadata, timestamp */
+    if (event[5] != Py_None || !PyUnicode_CheckExact(event[2]) || !PyFloat_CheckExact(event[3])
+        || !PyFloat_CheckExact(event[1])) {
+        return NULL;
+    }
+    Piece pieces[5];
+    memset(pieces, 0, sizeof(pieces));
+    Piece *metadata = &pieces[0], *name = &pieces[1], *number = &pieces[2], *time = &pieces[3],
+          *value = &pieces[4];
+    PyObject *line = NULL;
+    if (!piece_from_metadata(self, metadata, event[4]) || !piece_from_str(self, name, event[2])
+        || !pieces_from_floats(self, time, value, event[1], event[3])) {
+        goto done;
+    }
+    char *digits = number->small + sizeof(number->small);
+    unsigned long long rest = (unsigned long long)seq;
+    do {
+        *--digits = (char)('0' + rest % 10);
+        rest /= 10;
+    } while (rest);
+    number->data = digits;
+    number->size = number->small + sizeof(number->small) - digits;
+    Piece *order[5] = {metadata, name, number, time, value};
+    Py_ssize_t body = 1;  /* the closing brace */
+    for (int i = 0; i < 5; i++) {
+        body += PyBytes_GET_SIZE(self->parts[i]) + order[i]->size + 2 * order[i]->quoted;
+    }
+    if (body > self->max_line) {
+        goto done;
+    }
+    line = PyBytes_FromStringAndSize(NULL, body - 1 + ID_HEAD_SIZE + DIGEST_SIZE + 3);
+    if (line == NULL) {
+        goto done;
+    }
+    char *out = PyBytes_AS_STRING(line);
+    for (int i = 0; i < 5; i++) {
+        Py_ssize_t size = PyBytes_GET_SIZE(self->parts[i]);
+        memcpy(out, PyBytes_AS_STRING(self->parts[i]), size);
+        out += size;
+        if (order[i]->quoted) {
+            *out++ = '"';
+        }
+        memcpy(out, order[i]->data, order[i]->size);
+        out += order[i]->size;
+        if (order[i]->quoted) {
+            *out++ = '"';
+        }
+    }
+    *out = '}';
+    PyObject *copy = PyBytes_FromStringAndSize(PyBytes_AS_STRING(line), body);
+    PyObject *digest = copy == NULL ? NULL : PyObject_CallOneArg(self->hexdigest, copy);
+    Py_XDECREF(copy);
+    Py_ssize_t digest_size = 0;
+    const char *hex = digest == NULL ? NULL : PyUnicode_AsUTF8AndSize(digest, &digest_size);
+    if (hex == NULL || digest_size != DIGEST_SIZE) {
+        Py_XDECREF(digest);
+        Py_CLEAR(line);
+        goto done;
+    }
+    memcpy(out, ID_HEAD, ID_HEAD_SIZE);
+    memcpy(out + ID_HEAD_SIZE, hex, DIGEST_SIZE);
+    memcpy(out + ID_HEAD_SIZE + DIGEST_SIZE, "\"}\n", 3);
+    Py_DECREF(digest);
+done:
+    for (int i = 0; i < 5; i++) {
+        piece_release(&pieces[i]);
+    }
+    if (line == NULL) {
+        PyErr_Clear();
+    }
+    return line;
+}
+
+/* The exception being raised (cleared), or a RuntimeError when none is: a new reference. */
+static PyObject *
+take_error(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *value = PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+#endif
+    if (value == NULL) {
+        value = PyObject_CallFunction(PyExc_RuntimeError, "s", "the record could not be built");
+    }
+    return value;
+}
+
+/* ---- build() ------------------------------------------------------------------------------ */
+
+PyDoc_STRVAR(build_doc,
+"build(buffer, count, next_seq, fallback, lines, failures)\n--\n\n"
+"Pop ``count`` events from the flat ``buffer`` and append ``(kind, line)`` for each to\n"
+"``lines``. Each event takes ``next_seq()``; the events it does not build itself go to\n"
+"``fallback(event, seq)``, whose exceptions are appended to ``failures``.");
+
+static PyObject *
+writer_build(MetricWriter *self, PyObject *args)
+{
+    PyObject *buffer, *next_seq, *fallback, *lines, *failures;
+    Py_ssize_t count;
+    if (!PyArg_ParseTuple(args, "OnOOO!O!:build", &buffer, &count, &next_seq, &fallback,
+                          &PyList_Type, &lines, &PyList_Type, &failures)) {
+        return NULL;
+    }
+    PyObject *popleft = PyObject_GetAttrString(buffer, "popleft");
+    if (popleft == NULL) {
+        return NULL;
+    }
+    PyObject *event[6];
+    for (Py_ssize_t n = 0; n < count; n++) {
+        for (int i = 0; i < 6; i++) {
+            event[i] = PyObject_CallNoArgs(popleft);
+            if (event[i] == NULL) {  /* the buffer is shorter than it said: stop */
+                for (int j = 0; j < i; j++) {
+                    Py_DECREF(event[j]);
+                }
+                PyErr_Clear();
+                goto finished;
+            }
+        }
+        PyObject *seq_object = PyObject_CallNoArgs(next_seq);
+        long long seq = seq_object == NULL ? -1 : PyLong_AsLongLong(seq_object);
+        PyObject *pair = NULL;
+        if (seq >= 0 && event[0] == self->metric_kind) {
+            PyObject *line = metric_line(self, event, seq);
+            if (line != NULL) {
+                pair = PyTuple_Pack(2, self->metric_kind, line);
+                Py_DECREF(line);
+                if (pair != NULL) {
+                    PyObject_GC_UnTrack(pair);  /* a str and bytes: never part of a cycle */
+                }
+            }
+        }
+        if (pair == NULL && seq_object != NULL && seq >= 0) {
+            PyObject *tuple = PyTuple_New(6);
+            if (tuple != NULL) {
+                for (int i = 0; i < 6; i++) {
+                    Py_INCREF(event[i]);
+                    PyTuple_SET_ITEM(tuple, i, event[i]);
+                }
+                pair = PyObject_CallFunctionObjArgs(fallback, tuple, seq_object, NULL);
+                Py_DECREF(tuple);
+            }
+        }
+        Py_XDECREF(seq_object);
+        for (int i = 0; i < 6; i++) {
+            Py_DECREF(event[i]);
+        }
+        if (pair == NULL) {
+            PyObject *failure = take_error();
+            if (failure == NULL || PyList_Append(failures, failure) < 0) {
+                Py_XDECREF(failure);
+                Py_DECREF(popleft);
+                return NULL;
+            }
+            Py_DECREF(failure);
+            continue;
+        }
+        int appended = PyList_Append(lines, pair);
+        Py_DECREF(pair);
+        if (appended < 0) {
+            Py_DECREF(popleft);
+            return NULL;
+        }
+    }
+finished:
+    Py_DECREF(popleft);
+    Py_RETURN_NONE;
+}
+
+/* ---- frame lists (dxtrack/tracebacks.py) ---------------------------------------------------- */
+
+PyDoc_STRVAR(frames_key_doc,
+"frames_key(frames)\n--\n\n"
+"A hash of the identity of each code object and of each offset of a flat frame list.");
+
+static PyObject *
+frames_key(PyObject *module, PyObject *frames)
+{
+    if (!PyTuple_CheckExact(frames)) {
+        PyErr_SetString(PyExc_TypeError, "frames must be a tuple");
+        return NULL;
+    }
+    Py_uhash_t hash = 0x27d4eb2f165667c5ULL;
+    Py_ssize_t size = PyTuple_GET_SIZE(frames);
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *item = PyTuple_GET_ITEM(frames, i);
+        Py_uhash_t part;
+        if (i % 2 == 0) {
+            part = (Py_uhash_t)(uintptr_t)item;
+        }
+        else {
+            Py_hash_t value = PyObject_Hash(item);
+            if (value == -1) {
+                return NULL;
+            }
+            part = (Py_uhash_t)value;
+        }
+        hash = (hash ^ part) * 0x100000001b3ULL;
+        hash ^= hash >> 29;
+    }
+    return PyLong_FromSsize_t((Py_ssize_t)(hash >> 1));
+}
+
+PyDoc_STRVAR(same_frames_doc,
+"same_frames(a, b)\n--\n\n"
+"Whether two flat frame lists hold the same code objects (by identity) at the same offsets.");
+
+static PyObject *
+same_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyTuple_CheckExact(args[0]) || !PyTuple_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "same_frames(a, b) takes two tuples");
+        return NULL;
+    }
+    PyObject *a = args[0], *b = args[1];
+    Py_ssize_t size = PyTuple_GET_SIZE(a);
+    if (size != PyTuple_GET_SIZE(b)) {
+        Py_RETURN_FALSE;
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *x = PyTuple_GET_ITEM(a, i), *y = PyTuple_GET_ITEM(b, i);
+        if (x == y) {
+            continue;
+        }
+        if (i % 2 == 0) {
+            Py_RETURN_FALSE;
+        }
+        int equal = PyObject_RichCompareBool(x, y, Py_EQ);
+        if (equal < 0) {
+            return NULL;
+        }
+        if (!equal) {
+            Py_RETURN_FALSE;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef module_functions[] = {
+    {"frames_key", (PyCFunction)frames_key, METH_O, frames_key_doc},
+    {"same_frames", (PyCFunction)(void (*)(void))same_frames, METH_FASTCALL, same_frames_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ---- the type ----------------------------------------------------------------------------- */
+
+static PyObject *
+writer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"parts", "defaults", "dumps", "default", "option", "hexdigest",
+                               "metric_kind", "max_line", NULL};
+    PyObject *parts, *defaults, *dumps, *default_, *option, *hexdigest, *kind;
+    Py_ssize_t max_line;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!OOOOUn:MetricWriter", keywords,
+                                     &PyTuple_Type, &parts, &PyDict_Type, &defaults, &dumps,
+                                     &default_, &option, &hexdigest, &kind, &max_line)) {
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(parts) != 5) {
+        PyErr_SetString(PyExc_ValueError, "parts must be 5 bytes objects");
+        return NULL;
+    }
+    for (int i = 0; i < 5; i++) {
+        if (!PyBytes_Check(PyTuple_GET_ITEM(parts, i))) {
+            PyErr_SetString(PyExc_TypeError, "parts must be bytes");
+            return NULL;
+        }
+    }
+    MetricWriter *self = (MetricWriter *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < 5; i++) {
+        self->parts[i] = Py_NewRef(PyTuple_GET_ITEM(parts, i));
+    }
+    self->defaults = Py_NewRef(defaults);
+    self->dumps = Py_NewRef(dumps);
+    self->default_ = Py_NewRef(default_);
+    self->option = Py_NewRef(option);
+    /* interned: orjson tells its keywords apart by identity */
+    PyObject *names[2] = {PyUnicode_InternFromString("default"),
+                          PyUnicode_InternFromString("option")};
+    self->kwnames = names[0] && names[1] ? PyTuple_Pack(2, names[0], names[1]) : NULL;
+    Py_XDECREF(names[0]);
+    Py_XDECREF(names[1]);
+    self->hexdigest = Py_NewRef(hexdigest);
+    self->metric_kind = Py_NewRef(kind);
+    self->max_line = max_line;
+    self->float_pair = Py_BuildValue("[OO]", Py_None, Py_None);
+    self->defaults_json = self->float_pair == NULL || self->kwnames == NULL
+        ? NULL : metadata_json(self, defaults);
+    if (self->defaults_json == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int
+writer_traverse(MetricWriter *self, visitproc visit, void *arg)
+{
+    for (int i = 0; i < 5; i++) {
+        Py_VISIT(self->parts[i]);
+    }
+    Py_VISIT(self->defaults);
+    Py_VISIT(self->defaults_json);
+    Py_VISIT(self->dumps);
+    Py_VISIT(self->kwnames);
+    Py_VISIT(self->option);
+    Py_VISIT(self->default_);
+    Py_VISIT(self->hexdigest);
+    Py_VISIT(self->metric_kind);
+    Py_VISIT(self->last_metadata);
+    Py_VISIT(self->last_metadata_json);
+    Py_VISIT(self->float_pair);
+    return 0;
+}
+
+static int
+writer_clear(MetricWriter *self)
+{
+    for (int i = 0; i < 5; i++) {
+        Py_CLEAR(self->parts[i]);
+    }
+    Py_CLEAR(self->defaults);
+    Py_CLEAR(self->defaults_json);
+    Py_CLEAR(self->dumps);
+    Py_CLEAR(self->kwnames);
+    Py_CLEAR(self->option);
+    Py_CLEAR(self->default_);
+    Py_CLEAR(self->hexdigest);
+    Py_CLEAR(self->metric_kind);
+    Py_CLEAR(self->last_metadata);
+    Py_CLEAR(self->last_metadata_json);
+    Py_CLEAR(self->float_pair);
+    return 0;
+}
+
+static void
+writer_dealloc(MetricWriter *self)
+{
+    PyObject_GC_UnTrack(self);
+    writer_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef writer_methods[] = {
+    {"build", (PyCFunction)writer_build, METH_VARARGS, build_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject MetricWriterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "dxtrack._build.MetricWriter",
+    .tp_doc = "Writes the JSON lines of metric events from a template; see _build.c.",
+    .tp_basicsize = sizeof(MetricWriter),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = writer_new,
+    .tp_dealloc = (destructor)writer_dealloc,
+    .tp_traverse = (traverseproc)writer_traverse,
+    .tp_clear = (inquiry)writer_clear,
+    .tp_methods = writer_methods,
+};
+
+static struct PyModuleDef build_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "dxtrack._build",
+    .m_doc = "The compiled record builder for metric events.",
+    .m_size = -1,
+    .m_methods = module_functions,
+};
+
+PyMODINIT_FUNC
+PyInit__build(void)
+{
+    if (PyType_Ready(&MetricWriterType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&build_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&MetricWriterType);
+    if (PyModule_AddObject(module, "MetricWriter", (PyObject *)&MetricWriterType) < 0) {
+        Py_DECREF(&MetricWriterType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

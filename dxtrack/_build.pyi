@@ -1,0 +1,30 @@
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+class MetricWriter:
+    """Writes the JSON lines of metric events from a template; see ``_build.c``."""
+
+    def __new__(
+        cls,
+        parts: tuple[bytes, bytes, bytes, bytes, bytes],
+        defaults: dict[str, Any],
+        dumps: Callable[..., bytes],
+        default: Callable[[Any], Any],
+        option: int,
+        hexdigest: Callable[[Any], str],
+        metric_kind: str,
+        max_line: int,
+    ) -> MetricWriter: ...
+    def build(
+        self,
+        buffer: deque[Any],
+        count: int,
+        next_seq: Callable[[], int],
+        fallback: Callable[[tuple[Any, ...], int], tuple[str, bytes]],
+        lines: list[tuple[str, bytes]],
+        failures: list[Exception],
+    ) -> None: ...
+
+def frames_key(frames: tuple[Any, ...]) -> int: ...
+def same_frames(a: tuple[Any, ...], b: tuple[Any, ...], /) -> bool: ...

@@ -1,0 +1,69 @@
+"""How a sink has been doing: failures, backoff, and whether records waiting for it belong on
+disk."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from dxtrack.delivery.attempts import backoff
+
+SPILL_AFTER: Final = 1.0
+"""Seconds a record may wait unaccepted (or a call stay in flight) before it is on disk."""
+
+
+@dataclass
+class Health:
+    """The outcome of a route's calls so far."""
+
+    attempt: int = 0
+    """Failures in a row."""
+    retry_at: float = 0.0
+    blocked_until: float = 0.0
+    """Refused for good (bad credentials, no such stream): only probed until then."""
+    failing_since: float | None = None
+    last_attempt: float = 0.0
+    last_success: float = 0.0
+
+    def down(self, now: float) -> bool:
+        """Failing for ``SPILL_AFTER`` seconds, or refused for good."""
+        if now < self.blocked_until:
+            return True
+        return self.failing_since is not None and now - self.failing_since >= SPILL_AFTER
+
+    def stalled(self, now: float, calls_started: Iterable[float]) -> bool:
+        """Failing, or nothing accepted for ``SPILL_AFTER`` seconds while a call was in flight
+        that long. A sink that is only slower than the job is not stalled: what waits for it
+        stays in memory (the builder, and then the callers, wait for it)."""
+        if self.failing_since is not None:
+            return True
+        if now - self.last_success < SPILL_AFTER:
+            return False
+        return any(now - started >= SPILL_AFTER for started in calls_started)
+
+    def record(self, failed: bool, now: float) -> None:
+        """Back off after a failure; after a success, forget the failures before it."""
+        self.last_attempt = now
+        if failed:
+            self.attempt += 1
+            self.retry_at = now + backoff(self.attempt)
+            if self.failing_since is None:
+                self.failing_since = now
+        else:
+            self.attempt, self.failing_since, self.last_success = 0, None, now
+
+    def probe_now(self) -> None:
+        """Try again at once, not after the backoff."""
+        self.retry_at = 0.0
+        self.blocked_until = min(self.blocked_until, time.monotonic())
+
+    def given_up(self, now: float, retry_budget: float, since: float) -> bool:
+        """Refused for good, or failing for ``retry_budget`` seconds, and tried again after
+        ``since``."""
+        failing = self.failing_since
+        given_up = now < self.blocked_until or (
+            failing is not None and now - failing >= retry_budget
+        )
+        return given_up and self.last_attempt >= since

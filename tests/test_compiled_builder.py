@@ -1,0 +1,194 @@
+"""The compiled writer of metric lines gives the same bytes as the pure-Python builder."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dxtrack import (
+    _build,  # built at install: the tests need the C compiler
+    tracebacks,
+)
+from dxtrack.events import ERROR, EVENT_WIDTH, METRIC, iter_events
+from dxtrack.records import RecordBuilder
+
+plain = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+)
+values = st.recursive(
+    plain,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(st.text(max_size=5), children, max_size=3),
+        st.tuples(children, children),
+    ),
+    max_leaves=8,
+)
+metadata = st.one_of(st.none(), st.dictionaries(st.text(max_size=8), values, max_size=5))
+names = st.one_of(st.text(max_size=30), st.sampled_from(["a.b", 'quote"d', "back\\slash"]))
+floats = st.floats(allow_nan=True, allow_infinity=True)
+
+
+def builder(defaults: dict[str, Any] | None = None, max_line: int | None = None) -> RecordBuilder:
+    extra = {} if max_line is None else {"max_line_bytes": max_line}
+    return RecordBuilder(
+        context='ctx \u00e9"x',
+        stage="prod",
+        run_id="2026-11-23T00:00:00-abc",
+        default_metadata=defaults or {},
+        producer_id="p" * 32,
+        host="host-1",
+        **extra,
+    )
+
+
+def both(b: RecordBuilder, events: list[tuple[Any, ...]]) -> tuple[list[Any], list[Any]]:
+    """The lines from the compiled writer and from build_many, of the same events."""
+    try:
+        writer = b.make_writer()
+    except TypeError:  # default metadata orjson refuses: dxtrack then builds in Python only
+        assert b.compiled_writer() is None
+        return both_reference(b, events)
+    buffer: deque[Any] = deque()
+    for event in events:
+        buffer.extend(event)
+    compiled: list[tuple[str, bytes]] = []
+    failures: list[Exception] = []
+    writer.build(buffer, len(events), itertools.count(1).__next__, b.build, compiled, failures)
+    assert not buffer
+    reference, reference_failures = b.build_many(events, itertools.count(1).__next__)
+    assert [type(f) for f in failures] == [type(f) for f in reference_failures]
+    return compiled, reference
+
+
+def both_reference(b: RecordBuilder, events: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
+    lines, _ = b.build_many(events, itertools.count(1).__next__)
+    return lines, lines
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    events=st.lists(st.tuples(names, floats, floats, metadata), min_size=1, max_size=6),
+    defaults=st.one_of(st.just({}), st.dictionaries(st.text(max_size=4), plain, max_size=3)),
+)
+def test_the_compiled_writer_matches_the_reference_byte_for_byte(
+    events: list[tuple[str, float, float, dict[str, Any] | None]], defaults: dict[str, Any]
+) -> None:
+    captured = [(METRIC, now, name, value, md, None) for name, now, value, md in events]
+    compiled, reference = both(builder(defaults), captured)
+    assert compiled == reference
+
+
+def test_repeated_metadata_reuses_its_json_only_when_it_would_be_the_same() -> None:
+    """Equal but differently typed values (1, 1.0, True) must not share the cached JSON."""
+    mds: list[Any] = [{"a": 1}, {"a": 1.0}, {"a": True}, {"a": 1}, {"a": -0.0}, {"a": 0.0}]
+    mds += [{"a": "1"}, {"a": 1, "b": None}, {"b": None, "a": 1}, None, {}, {"a": [1]}]
+    mds += [{"a": [1]}, {"a": math.nan}, {"a": math.nan}, {1: "x"}, {"1": "x"}]
+    captured = [(METRIC, 1.5, "m", 2.0, md, None) for md in mds]
+    compiled, reference = both(builder({"d": 1}), captured)
+    assert compiled == reference
+
+
+def test_events_the_writer_does_not_take_keep_their_order_and_seq() -> None:
+    """Errors, explicit timestamps, odd names and unserialisable metadata go to the
+    pure-Python builder, in order, each with its own seq."""
+    from datetime import datetime, timezone
+
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        trace = tracebacks.capture(exc, exc.__traceback__)
+
+    class Odd:
+        def __repr__(self) -> str:
+            return "<odd>"
+
+    cycle: dict[str, Any] = {}
+    cycle["self"] = cycle
+    captured: list[tuple[Any, ...]] = [
+        (METRIC, 1.0, "plain", 1.0, None, None),
+        (ERROR, 2.0, ValueError, "boom", trace, {"k": "v"}),
+        (METRIC, 3.0, "ts", 2.0, None, datetime(2026, 1, 1, tzinfo=timezone.utc)),
+        (METRIC, 4.0, "lone \udcff surrogate", 3.0, None, None),
+        (METRIC, 5.0, 12345, 4.0, None, None),
+        (METRIC, 6.0, "odd", 5.0, {"o": Odd()}, None),
+        (METRIC, 7.0, "cycle", 6.0, cycle, None),
+        (METRIC, 8.0, "big", 7.0, {"n": 2**80}, None),
+        (METRIC, 9.0, "exp", 1e-7, None, None),
+        (METRIC, 1e22, "exp-time", 1e300, None, None),
+    ]
+    compiled, reference = both(builder(), captured)
+    assert compiled == reference
+    assert [kind for kind, _ in compiled] == [METRIC, ERROR] + [METRIC] * 8
+
+
+def test_a_line_past_the_limit_is_shortened_as_the_reference_does() -> None:
+    captured = [(METRIC, 1.0, "m", 1.0, {"big": "x" * 5_000}, None)]
+    compiled, reference = both(builder(max_line=2_000), captured)
+    assert compiled == reference
+    assert len(compiled[0][1]) < 2_200
+
+
+def test_a_buffer_shorter_than_its_count_stops_cleanly() -> None:
+    b = builder()
+    writer = b.make_writer()
+    buffer: deque[Any] = deque((METRIC, 1.0, "m", 1.0, None, None))
+    buffer.extend((METRIC, 2.0))  # half an event
+    lines: list[tuple[str, bytes]] = []
+    writer.build(buffer, 5, itertools.count(1).__next__, b.build, lines, [])
+    assert len(lines) == 1
+    assert len(buffer) < EVENT_WIDTH
+
+
+def test_the_frame_cache_tells_apart_code_objects_that_compare_equal() -> None:
+    """Two functions with the same code in different files: equal code objects, different
+    tracebacks."""
+    source = "def f():\n    raise ValueError('x')\n"
+    traces = []
+    for filename in ("first.py", "second.py"):
+        namespace: dict[str, Any] = {}
+        exec(compile(source, filename, "exec"), namespace)
+        try:
+            namespace["f"]()
+        except ValueError as exc:
+            trace = tracebacks.capture(exc, exc.__traceback__)
+            assert isinstance(trace, tuple)
+            traces.append(trace[2:])  # without this test's own frame
+    assert traces[0][0] == traces[1][0] and traces[0][0] is not traces[1][0]
+    first = tracebacks.format("ValueError", "x", traces[0])
+    second = tracebacks.format("ValueError", "x", traces[1])
+    assert '"first.py"' in first and '"second.py"' in second
+    assert tracebacks.fingerprint("ValueError", traces[0]) != tracebacks.fingerprint(
+        "ValueError", traces[1]
+    )
+
+
+def test_compiled_and_pure_frame_keys_agree_on_sameness() -> None:
+    def frames_of(n: int) -> tracebacks.Frames:
+        try:
+            raise KeyError(n)
+        except KeyError as exc:
+            return tracebacks.frames(exc.__traceback__)
+
+    a, b = frames_of(1), frames_of(2)
+    assert _build.same_frames(a, b) and tracebacks._same_frames(a, b)
+    assert _build.frames_key(a) == _build.frames_key(b)
+    c = a + a
+    assert not _build.same_frames(a, c) and not tracebacks._same_frames(a, c)
+
+
+def test_pure_python_builder_round_trips_through_iter_events() -> None:
+    """The reference path that ``DXTRACK_PURE_PYTHON=1`` uses reads the same flat buffer."""
+    b = builder()
+    buffer: deque[Any] = deque((METRIC, 1.0, "m", 1.0, None, None) * 3)
+    lines, failures = b.build_many(iter_events(buffer, 3), itertools.count(1).__next__)
+    assert not failures and [line.count(b'"seq":') for _, line in lines] == [1, 1, 1]
