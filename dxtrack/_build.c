@@ -7,6 +7,9 @@
  * types) reuses the previous one's JSON. Floats are written as repr() writes them where that
  * is what orjson writes (no exponent), by orjson otherwise.
  *
+ * The floats of a batch of events are written by one orjson call, and the id is hashed here
+ * with xxHash's own code (vendor/xxhash.h), so that a line costs no Python call of its own.
+ *
  * Every event it does not take itself -- an error, a name that is not a str, an explicit
  * timestamp, metadata orjson refuses, a line past the size limit -- goes, in order and with its
  * own seq, to the pure-Python builder (the "fallback"), so both give the same bytes: the tests
@@ -18,6 +21,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#define XXH_INLINE_ALL
+#include "vendor/xxhash.h"  /* xxHash 0.8.2 (BSD 2-Clause): the id, as the xxhash package gives */
+
 typedef struct {
     PyObject_HEAD
     PyObject *parts[5];   /* bytes: the template around metadata, name, seq, timestamp, value */
@@ -27,12 +33,10 @@ typedef struct {
     PyObject *default_;   /* its ``default`` for metadata: dxtrack.jsonsafe.readable */
     PyObject *option;     /* its ``option`` for metadata: dxtrack.jsonsafe.OPTIONS */
     PyObject *kwnames;    /* ("default", "option") */
-    PyObject *hexdigest;  /* buffer -> the id's 32 hex digits (xxh3_128_hexdigest) */
     PyObject *metric_kind;/* the event kind of metrics ("metric") */
     Py_ssize_t max_line;  /* longer bodies go to the fallback, which shortens them */
     PyObject *last_metadata;      /* the previous event's metadata dict, or NULL */
     PyObject *last_metadata_json; /* its merged JSON */
-    PyObject *float_pair;         /* a list of two, reused to format the two floats */
 } MetricWriter;
 
 /* ---- pieces of a line ---------------------------------------------------------------------- */
@@ -61,33 +65,6 @@ piece_from_bytes(Piece *piece, PyObject *bytes)  /* steals bytes */
     piece->owner = bytes;
     piece->data = PyBytes_AS_STRING(bytes);
     piece->size = PyBytes_GET_SIZE(bytes);
-    return 1;
-}
-
-/* Two floats as orjson writes them (its float formatting is several times faster than
- * repr()'s): ``first`` keeps the JSON of the pair alive, ``second`` points into it. */
-static int
-pieces_from_floats(MetricWriter *self, Piece *first, Piece *second, PyObject *a, PyObject *b)
-{
-    PyObject *pair = self->float_pair;  /* reused: no allocation the collector would count */
-    Py_INCREF(a);
-    Py_INCREF(b);
-    PyList_SetItem(pair, 0, a);
-    PyList_SetItem(pair, 1, b);
-    PyObject *json = PyObject_CallOneArg(self->dumps, pair);
-    if (!piece_from_bytes(first, json)) {
-        return 0;
-    }
-    const char *text = first->data;
-    Py_ssize_t size = first->size;
-    const char *comma = memchr(text, ',', (size_t)size);
-    if (size < 5 || text[0] != '[' || text[size - 1] != ']' || comma == NULL) {
-        return 0;
-    }
-    first->data = text + 1;
-    first->size = comma - text - 1;
-    second->data = comma + 1;
-    second->size = text + size - 1 - second->data;
     return 1;
 }
 
@@ -236,22 +213,27 @@ static const char ID_HEAD[] = ",\"id\":\"";
 #define ID_HEAD_SIZE (sizeof(ID_HEAD) - 1)
 #define DIGEST_SIZE 32
 
-/* The line of one metric event, or NULL (no error set) when the fallback must build it. */
-static PyObject *
-metric_line(MetricWriter *self, PyObject **event, long long seq)
+/* Whether the writer takes this event itself (else the fallback builds it). */
+static int
+writable(MetricWriter *self, PyObject **event)
 {
-    /* event: kind, time, name, value, metadata, timestamp */
-    if (event[5] != Py_None || !PyUnicode_CheckExact(event[2]) || !PyFloat_CheckExact(event[3])
-        || !PyFloat_CheckExact(event[1])) {
-        return NULL;
-    }
-    Piece pieces[5];
+    return event[0] == self->metric_kind && event[5] == Py_None
+        && PyUnicode_CheckExact(event[2]) && PyFloat_CheckExact(event[3])
+        && PyFloat_CheckExact(event[1]);
+}
+
+static const char HEX[] = "0123456789abcdef";
+
+/* The line of one metric event, with its time and value already written as orjson writes them,
+ * or NULL (no error set) when the fallback must build it. */
+static PyObject *
+metric_line(MetricWriter *self, PyObject **event, long long seq, Piece *time, Piece *value)
+{
+    Piece pieces[3];
     memset(pieces, 0, sizeof(pieces));
-    Piece *metadata = &pieces[0], *name = &pieces[1], *number = &pieces[2], *time = &pieces[3],
-          *value = &pieces[4];
+    Piece *metadata = &pieces[0], *name = &pieces[1], *number = &pieces[2];
     PyObject *line = NULL;
-    if (!piece_from_metadata(self, metadata, event[4]) || !piece_from_str(self, name, event[2])
-        || !pieces_from_floats(self, time, value, event[1], event[3])) {
+    if (!piece_from_metadata(self, metadata, event[4]) || !piece_from_str(self, name, event[2])) {
         goto done;
     }
     char *digits = number->small + sizeof(number->small);
@@ -274,7 +256,7 @@ metric_line(MetricWriter *self, PyObject **event, long long seq)
     if (line == NULL) {
         goto done;
     }
-    char *out = PyBytes_AS_STRING(line);
+    char *start = PyBytes_AS_STRING(line), *out = start;
     for (int i = 0; i < 5; i++) {
         Py_ssize_t size = PyBytes_GET_SIZE(self->parts[i]);
         memcpy(out, PyBytes_AS_STRING(self->parts[i]), size);
@@ -289,28 +271,50 @@ metric_line(MetricWriter *self, PyObject **event, long long seq)
         }
     }
     *out = '}';
-    PyObject *copy = PyBytes_FromStringAndSize(PyBytes_AS_STRING(line), body);
-    PyObject *digest = copy == NULL ? NULL : PyObject_CallOneArg(self->hexdigest, copy);
-    Py_XDECREF(copy);
-    Py_ssize_t digest_size = 0;
-    const char *hex = digest == NULL ? NULL : PyUnicode_AsUTF8AndSize(digest, &digest_size);
-    if (hex == NULL || digest_size != DIGEST_SIZE) {
-        Py_XDECREF(digest);
-        Py_CLEAR(line);
-        goto done;
-    }
+    XXH128_canonical_t digest;
+    XXH128_canonicalFromHash(&digest, XXH3_128bits(start, (size_t)body));
     memcpy(out, ID_HEAD, ID_HEAD_SIZE);
-    memcpy(out + ID_HEAD_SIZE, hex, DIGEST_SIZE);
-    memcpy(out + ID_HEAD_SIZE + DIGEST_SIZE, "\"}\n", 3);
-    Py_DECREF(digest);
+    out += ID_HEAD_SIZE;
+    for (int i = 0; i < 16; i++) {
+        *out++ = HEX[digest.digest[i] >> 4];
+        *out++ = HEX[digest.digest[i] & 15];
+    }
+    memcpy(out, "\"}\n", 3);
 done:
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 3; i++) {
         piece_release(&pieces[i]);
     }
     if (line == NULL) {
         PyErr_Clear();
     }
     return line;
+}
+
+/* The JSON of the batch's floats (times and values, in order), split at the commas into
+ * ``pieces``; 0 (no error set) when that fails. ``json`` keeps the text alive. */
+static int
+format_floats(MetricWriter *self, PyObject *floats, Py_ssize_t count, Piece *pieces,
+              PyObject **json)
+{
+    *json = PyObject_CallOneArg(self->dumps, floats);
+    if (*json == NULL || !PyBytes_Check(*json)) {
+        Py_CLEAR(*json);
+        PyErr_Clear();
+        return 0;
+    }
+    const char *text = PyBytes_AS_STRING(*json), *end = text + PyBytes_GET_SIZE(*json) - 1;
+    const char *at = text + 1;  /* after '[' */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const char *comma = i + 1 < count ? memchr(at, ',', (size_t)(end - at)) : end;
+        if (comma == NULL) {
+            Py_CLEAR(*json);
+            return 0;
+        }
+        pieces[i].data = at;
+        pieces[i].size = comma - at;
+        at = comma + 1;
+    }
+    return 1;
 }
 
 /* The exception being raised (cleared), or a RuntimeError when none is: a new reference. */
@@ -335,83 +339,133 @@ take_error(void)
 /* ---- build() ------------------------------------------------------------------------------ */
 
 PyDoc_STRVAR(build_doc,
-"build(buffer, count, next_seq, fallback, lines, failures)\n--\n\n"
-"Pop ``count`` events from the flat ``buffer`` and append ``(kind, line)`` for each to\n"
-"``lines``. Each event takes ``next_seq()``; the events it does not build itself go to\n"
-"``fallback(event, seq)``, whose exceptions are appended to ``failures``.");
+"build(buffer, count, next_seq, fallback, metric_lines, other_lines, failures)\n--\n\n"
+"Pop ``count`` events from the flat ``buffer``. Each takes ``next_seq()``; the line of a\n"
+"metric is appended to ``metric_lines``, the ``(kind, line)`` of any other event (built by\n"
+"``fallback(event, seq)``) to ``other_lines``, and what the fallback raised to ``failures``.");
 
-static PyObject *
-writer_build(MetricWriter *self, PyObject *args)
+#define BATCH 256
+
+/* Build the events of one batch (their references are released here). */
+static int
+build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObject *next_seq,
+            PyObject *fallback, PyObject *metric_lines, PyObject *other_lines,
+            PyObject *failures)
 {
-    PyObject *buffer, *next_seq, *fallback, *lines, *failures;
-    Py_ssize_t count;
-    if (!PyArg_ParseTuple(args, "OnOOO!O!:build", &buffer, &count, &next_seq, &fallback,
-                          &PyList_Type, &lines, &PyList_Type, &failures)) {
-        return NULL;
-    }
-    PyObject *popleft = PyObject_GetAttrString(buffer, "popleft");
-    if (popleft == NULL) {
-        return NULL;
-    }
-    PyObject *event[6];
-    for (Py_ssize_t n = 0; n < count; n++) {
-        for (int i = 0; i < 6; i++) {
-            event[i] = PyObject_CallNoArgs(popleft);
-            if (event[i] == NULL) {  /* the buffer is shorter than it said: stop */
-                for (int j = 0; j < i; j++) {
-                    Py_DECREF(event[j]);
-                }
-                PyErr_Clear();
-                goto finished;
-            }
+    Piece *numbers = PyMem_Calloc(2 * BATCH, sizeof(Piece));
+    PyObject *floats = PyList_New(0);
+    Py_ssize_t written = 0;
+    for (Py_ssize_t i = 0; floats != NULL && i < count; i++) {
+        if (writable(self, events[i])) {
+            PyList_Append(floats, events[i][1]);
+            PyList_Append(floats, events[i][3]);
+            written += 2;
         }
+    }
+    PyObject *json = NULL;
+    int formatted = numbers != NULL && floats != NULL && written > 0 && !PyErr_Occurred()
+        && format_floats(self, floats, written, numbers, &json);
+    Py_XDECREF(floats);
+    PyErr_Clear();
+    int ok = 1;
+    Py_ssize_t number = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject **event = events[i];
         PyObject *seq_object = PyObject_CallNoArgs(next_seq);
         long long seq = seq_object == NULL ? -1 : PyLong_AsLongLong(seq_object);
-        PyObject *pair = NULL;
-        if (seq >= 0 && event[0] == self->metric_kind) {
-            PyObject *line = metric_line(self, event, seq);
-            if (line != NULL) {
-                pair = PyTuple_Pack(2, self->metric_kind, line);
-                Py_DECREF(line);
-                if (pair != NULL) {
-                    PyObject_GC_UnTrack(pair);  /* a str and bytes: never part of a cycle */
-                }
+        PyObject *line = NULL, *pair = NULL;
+        if (writable(self, event)) {
+            if (formatted && seq >= 0) {
+                line = metric_line(self, event, seq, &numbers[number], &numbers[number + 1]);
             }
+            number += 2;
         }
-        if (pair == NULL && seq_object != NULL && seq >= 0) {
+        if (line == NULL && seq >= 0) {
             PyObject *tuple = PyTuple_New(6);
             if (tuple != NULL) {
-                for (int i = 0; i < 6; i++) {
-                    Py_INCREF(event[i]);
-                    PyTuple_SET_ITEM(tuple, i, event[i]);
+                for (int j = 0; j < 6; j++) {
+                    Py_INCREF(event[j]);
+                    PyTuple_SET_ITEM(tuple, j, event[j]);
                 }
                 pair = PyObject_CallFunctionObjArgs(fallback, tuple, seq_object, NULL);
                 Py_DECREF(tuple);
             }
         }
         Py_XDECREF(seq_object);
-        for (int i = 0; i < 6; i++) {
-            Py_DECREF(event[i]);
+        for (int j = 0; j < 6; j++) {
+            Py_CLEAR(event[j]);
         }
-        if (pair == NULL) {
+        int appended;
+        if (line != NULL) {
+            appended = PyList_Append(metric_lines, line);
+            Py_DECREF(line);
+        }
+        else if (pair != NULL) {
+            appended = PyList_Append(other_lines, pair);
+            Py_DECREF(pair);
+        }
+        else {
             PyObject *failure = take_error();
-            if (failure == NULL || PyList_Append(failures, failure) < 0) {
-                Py_XDECREF(failure);
-                Py_DECREF(popleft);
-                return NULL;
-            }
-            Py_DECREF(failure);
-            continue;
+            appended = failure == NULL ? -1 : PyList_Append(failures, failure);
+            Py_XDECREF(failure);
         }
-        int appended = PyList_Append(lines, pair);
-        Py_DECREF(pair);
         if (appended < 0) {
-            Py_DECREF(popleft);
-            return NULL;
+            ok = 0;  /* out of memory: release the rest of the batch, then stop */
         }
     }
-finished:
+    Py_XDECREF(json);
+    PyMem_Free(numbers);
+    return ok;
+}
+
+static PyObject *
+writer_build(MetricWriter *self, PyObject *args)
+{
+    PyObject *buffer, *next_seq, *fallback, *metric_lines, *other_lines, *failures;
+    Py_ssize_t count;
+    if (!PyArg_ParseTuple(args, "OnOOO!O!O!:build", &buffer, &count, &next_seq, &fallback,
+                          &PyList_Type, &metric_lines, &PyList_Type, &other_lines,
+                          &PyList_Type, &failures)) {
+        return NULL;
+    }
+    PyObject *popleft = PyObject_GetAttrString(buffer, "popleft");
+    if (popleft == NULL) {
+        return NULL;
+    }
+    PyObject *(*events)[6] = PyMem_Calloc(BATCH, sizeof(*events));
+    if (events == NULL) {
+        Py_DECREF(popleft);
+        return PyErr_NoMemory();
+    }
+    int ok = 1, short_buffer = 0;
+    for (Py_ssize_t done = 0; ok && !short_buffer && done < count;) {
+        Py_ssize_t batch = 0;
+        for (; batch < BATCH && done + batch < count; batch++) {
+            int j = 0;
+            for (; j < 6; j++) {
+                events[batch][j] = PyObject_CallNoArgs(popleft);
+                if (events[batch][j] == NULL) {
+                    break;
+                }
+            }
+            if (j < 6) {  /* the buffer is shorter than it said: stop after this batch */
+                while (j > 0) {
+                    Py_CLEAR(events[batch][--j]);
+                }
+                PyErr_Clear();
+                short_buffer = 1;
+                break;
+            }
+        }
+        ok = build_batch(self, events, batch, next_seq, fallback, metric_lines, other_lines,
+                         failures);
+        done += batch;
+    }
+    PyMem_Free(events);
     Py_DECREF(popleft);
+    if (!ok) {
+        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+    }
     Py_RETURN_NONE;
 }
 
@@ -495,13 +549,13 @@ static PyMethodDef module_functions[] = {
 static PyObject *
 writer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"parts", "defaults", "dumps", "default", "option", "hexdigest",
+    static char *keywords[] = {"parts", "defaults", "dumps", "default", "option",
                                "metric_kind", "max_line", NULL};
-    PyObject *parts, *defaults, *dumps, *default_, *option, *hexdigest, *kind;
+    PyObject *parts, *defaults, *dumps, *default_, *option, *kind;
     Py_ssize_t max_line;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!OOOOUn:MetricWriter", keywords,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!OOOUn:MetricWriter", keywords,
                                      &PyTuple_Type, &parts, &PyDict_Type, &defaults, &dumps,
-                                     &default_, &option, &hexdigest, &kind, &max_line)) {
+                                     &default_, &option, &kind, &max_line)) {
         return NULL;
     }
     if (PyTuple_GET_SIZE(parts) != 5) {
@@ -531,11 +585,9 @@ writer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->kwnames = names[0] && names[1] ? PyTuple_Pack(2, names[0], names[1]) : NULL;
     Py_XDECREF(names[0]);
     Py_XDECREF(names[1]);
-    self->hexdigest = Py_NewRef(hexdigest);
     self->metric_kind = Py_NewRef(kind);
     self->max_line = max_line;
-    self->float_pair = Py_BuildValue("[OO]", Py_None, Py_None);
-    self->defaults_json = self->float_pair == NULL || self->kwnames == NULL
+    self->defaults_json = self->kwnames == NULL
         ? NULL : metadata_json(self, defaults);
     if (self->defaults_json == NULL) {
         Py_DECREF(self);
@@ -556,11 +608,9 @@ writer_traverse(MetricWriter *self, visitproc visit, void *arg)
     Py_VISIT(self->kwnames);
     Py_VISIT(self->option);
     Py_VISIT(self->default_);
-    Py_VISIT(self->hexdigest);
     Py_VISIT(self->metric_kind);
     Py_VISIT(self->last_metadata);
     Py_VISIT(self->last_metadata_json);
-    Py_VISIT(self->float_pair);
     return 0;
 }
 
@@ -576,11 +626,9 @@ writer_clear(MetricWriter *self)
     Py_CLEAR(self->kwnames);
     Py_CLEAR(self->option);
     Py_CLEAR(self->default_);
-    Py_CLEAR(self->hexdigest);
     Py_CLEAR(self->metric_kind);
     Py_CLEAR(self->last_metadata);
     Py_CLEAR(self->last_metadata_json);
-    Py_CLEAR(self->float_pair);
     return 0;
 }
 

@@ -12,7 +12,6 @@ class MetricWriter:
         dumps: Callable[..., bytes],
         default: Callable[[Any], Any],
         option: int,
-        hexdigest: Callable[[Any], str],
         metric_kind: str,
         max_line: int,
     ) -> MetricWriter: ...
@@ -22,7 +21,8 @@ class MetricWriter:
         count: int,
         next_seq: Callable[[], int],
         fallback: Callable[[tuple[Any, ...], int], tuple[str, bytes]],
-        lines: list[tuple[str, bytes]],
+        metric_lines: list[bytes],
+        other_lines: list[tuple[str, bytes]],
         failures: list[Exception],
     ) -> None: ...
 

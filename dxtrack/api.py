@@ -45,7 +45,8 @@ def configure(
         use_async_requests: send in the background (default); False waits for delivery.
         **more: ``region_name``, ``error_stream``, ``metric_stream``, ``output_dir``,
             ``spool_dir``, ``max_spool_bytes``, ``max_buffer``, ``flush_interval``,
-            ``exit_timeout``, ``retry_budget``, ``handle_sigterm``, and the ``papertrail_*``
+            ``exit_timeout``, ``retry_budget``, ``handle_sigterm``, ``compression``, and the
+            ``papertrail_*``
             options; see the README.
 
     Raises:

@@ -51,6 +51,7 @@ class Config:
     retry_budget: float = 30.0
     max_spool_bytes: int = 1 << 30
     handle_sigterm: bool = True
+    compression: str = "none"
 
     @property
     def ships_to_papertrail(self) -> bool:
@@ -163,6 +164,7 @@ def build_config(
     retry_budget: float | None = None,
     max_spool_bytes: int | None = None,
     handle_sigterm: bool | None = None,
+    compression: str | None = None,
 ) -> Config:
     """Validate the arguments of ``configure()`` and fill in the rest from the environment."""
     context = context if context is not None else _env_str(env.DXTRACK_CONTEXT)
@@ -233,6 +235,14 @@ def build_config(
         "handle_sigterm", _pick(handle_sigterm, env.DXTRACK_HANDLE_SIGTERM, _parse_bool, True)
     )
 
+    codec = compression if compression is not None else _env_str(env.DXTRACK_COMPRESSION)
+    codec = "none" if codec is None else codec
+    from dxtrack.delivery.compression import codec as find_codec
+
+    if not isinstance(codec, str):
+        raise ValueError(f"compression must be a string, got {type(codec).__name__}")
+    find_codec(codec)  # ValueError: unknown, or zstd without the zstandard package
+
     error_stream = error_stream or _env_str(env.DXTRACK_ERROR_STREAM)
     metric_stream = metric_stream or _env_str(env.DXTRACK_METRIC_STREAM)
     _require_str("error_stream", error_stream, optional=True)
@@ -254,6 +264,7 @@ def build_config(
         papertrail_hostport=hostport,
         use_async_requests=use_async,
         handle_sigterm=sigterm,
+        compression=codec,
         papertrail_transport=transport,
         papertrail_ca_file=os.fspath(ca_file) if ca_file is not None else None,
         papertrail_token=token,

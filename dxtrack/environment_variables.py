@@ -87,6 +87,10 @@ application's) as ``configure()`` runs in the main thread, dxtrack delivers with
 ``exit_timeout``, spools the rest, then lets the process die of SIGTERM (or calls that handler).
 Default true."""
 
+DXTRACK_COMPRESSION = "DXTRACK_COMPRESSION"
+"""``compression``: ``none`` (default), ``gzip`` or ``zstd`` (with ``dxtrack[zstd]``). Each
+Firehose record is then one gzip member or zstd frame of whole JSON lines."""
+
 DXTRACK_PURE_PYTHON = "DXTRACK_PURE_PYTHON"
 """Set to ``1`` (before ``import dxtrack``) to leave the compiled fast path of ``metric()`` and
 ``error()`` unused. Not a ``configure()`` option: for comparing and debugging the two paths."""

@@ -170,7 +170,6 @@ class RecordBuilder:
             dumps=orjson.dumps,
             default=jsonsafe.readable,
             option=jsonsafe.OPTIONS,
-            hexdigest=xxh3_128_hexdigest,
             metric_kind=METRIC,
             max_line=self._max_line_bytes,
         )

@@ -7,6 +7,7 @@ import math
 from collections import deque
 from typing import Any
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -61,13 +62,21 @@ def both(b: RecordBuilder, events: list[tuple[Any, ...]]) -> tuple[list[Any], li
     buffer: deque[Any] = deque()
     for event in events:
         buffer.extend(event)
-    compiled: list[tuple[str, bytes]] = []
+    metrics: list[bytes] = []
+    others: list[tuple[str, bytes]] = []
     failures: list[Exception] = []
-    writer.build(buffer, len(events), itertools.count(1).__next__, b.build, compiled, failures)
+    count = itertools.count(1).__next__
+    writer.build(buffer, len(events), count, b.build, metrics, others, failures)
     assert not buffer
+    compiled = by_seq([(METRIC, line) for line in metrics] + others)
     reference, reference_failures = b.build_many(events, itertools.count(1).__next__)
     assert [type(f) for f in failures] == [type(f) for f in reference_failures]
     return compiled, reference
+
+
+def by_seq(lines: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """In the order of their seq (the writer keeps metric lines apart from the others)."""
+    return sorted(lines, key=lambda pair: orjson.loads(pair[1])["seq"])
 
 
 def both_reference(b: RecordBuilder, events: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
@@ -143,8 +152,8 @@ def test_a_buffer_shorter_than_its_count_stops_cleanly() -> None:
     writer = b.make_writer()
     buffer: deque[Any] = deque((METRIC, 1.0, "m", 1.0, None, None))
     buffer.extend((METRIC, 2.0))  # half an event
-    lines: list[tuple[str, bytes]] = []
-    writer.build(buffer, 5, itertools.count(1).__next__, b.build, lines, [])
+    lines: list[bytes] = []
+    writer.build(buffer, 5, itertools.count(1).__next__, b.build, lines, [], [])
     assert len(lines) == 1
     assert len(buffer) < EVENT_WIDTH
 
@@ -170,6 +179,22 @@ def test_the_frame_cache_tells_apart_code_objects_that_compare_equal() -> None:
     assert tracebacks.fingerprint("ValueError", traces[0]) != tracebacks.fingerprint(
         "ValueError", traces[1]
     )
+
+
+def test_many_events_cross_batches_in_order() -> None:
+    """More events than one batch of the writer, metrics and errors mixed."""
+    try:
+        raise KeyError("k")
+    except KeyError as exc:
+        trace = tracebacks.capture(exc, exc.__traceback__)
+    captured: list[tuple[Any, ...]] = []
+    for i in range(1_000):
+        if i % 97 == 0:
+            captured.append((ERROR, float(i), KeyError, "'k'", trace, None))
+        else:
+            captured.append((METRIC, 1.7e9 + i / 7, f"m{i % 3}", i / 3, {"i": i % 5}, None))
+    compiled, reference = both(builder({"d": True}), captured)
+    assert compiled == reference and len(compiled) == 1_000
 
 
 def test_compiled_and_pure_frame_keys_agree_on_sameness() -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from dxtrack.counters import Counters
-from dxtrack.events import EVENT_WIDTH, Event, iter_events
+from dxtrack.events import EVENT_WIDTH, METRIC, Event, iter_events
 from dxtrack.log import LogOnce
 from dxtrack.records import RecordBuilder
 
@@ -26,6 +26,8 @@ STALE_EVENT_SECONDS: Final = 0.5
 
 Line = tuple[str, bytes]
 """A built record: its kind and its JSON line."""
+Batch = dict[str, list[bytes]]
+"""Built lines by record kind."""
 Orphan = tuple[deque[Any], threading.Lock]
 """The buffer of a previous configuration, and the lock that lets one thread at a time drain
 it: a thread that was in the middle of a tracking call while ``configure()`` ran may still
@@ -68,7 +70,7 @@ class Buffers:
         except (IndexError, TypeError):
             return False
 
-    def take(self, limit: int | None = None) -> tuple[int, list[Line]]:
+    def take(self, limit: int | None = None) -> tuple[int, Batch]:
         """Build up to ``limit`` captured events (all when None), everything the orphans hold,
         and the lines waiting in ``built``; return how many captured events were taken, and the
         lines. Call ``done()`` once the lines are queued."""
@@ -76,29 +78,34 @@ class Buffers:
         with self.drain_lock:
             taken = len(self.events) // EVENT_WIDTH
             taken = taken if limit is None else min(taken, limit)
-            lines = self.build_from(self.events, taken)
+            batch = self.build_from(self.events, taken)
         for orphan, lock in self.orphans:
             if orphan:
                 with lock:
-                    lines.extend(self.build_from(orphan, len(orphan) // EVENT_WIDTH))
-        lines.extend(_pop_all(self.built))
-        return taken, lines
+                    merge(batch, self.build_from(orphan, len(orphan) // EVENT_WIDTH))
+        merge(batch, by_kind(_pop_all(self.built)))
+        return taken, batch
 
     def done(self) -> None:
         """The lines of the last ``take()`` are queued."""
         self.draining -= 1
 
-    def build_from(self, buffer: deque[Any], count: int) -> list[Line]:
+    def build_from(self, buffer: deque[Any], count: int) -> Batch:
         """Pop ``count`` events from a flat buffer and build their lines: with the compiled
         writer when there is one, else one event at a time (no batch of event tuples outlives
         a young GC generation)."""
         if self._writer is None:
-            return self.build(iter_events(buffer, count))
-        lines: list[Line] = []
+            return by_kind(self.build(iter_events(buffer, count)))
+        metrics: list[bytes] = []
+        others: list[Line] = []
         failures: list[Exception] = []
-        self._writer.build(buffer, count, self._seq.__next__, self.builder.build, lines, failures)
+        self._writer.build(
+            buffer, count, self._seq.__next__, self.builder.build, metrics, others, failures
+        )
         self._count_failures(failures)
-        return lines
+        batch = by_kind(others)
+        batch[METRIC] = metrics + batch.get(METRIC, [])
+        return batch
 
     def build(self, events: Iterable[Event]) -> list[Line]:
         """The lines of ``events``; those that can't be built are counted and logged."""
@@ -128,6 +135,20 @@ class Buffers:
         self.built = deque()
         self._seq = itertools.count(1)
         self.draining = 0
+
+
+def by_kind(lines: Iterable[Line]) -> Batch:
+    """``lines`` grouped by record kind."""
+    batch: Batch = {}
+    for kind, data in lines:
+        batch.setdefault(kind, []).append(data)
+    return batch
+
+
+def merge(batch: Batch, more: Batch) -> None:
+    """Add the lines of ``more`` to ``batch``."""
+    for kind, lines in more.items():
+        batch.setdefault(kind, []).extend(lines)
 
 
 def _pop_all(queue: deque[Line]) -> list[Line]:

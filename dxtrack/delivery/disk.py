@@ -34,7 +34,7 @@ class Disk:
         """Append ``items`` to the spool (what the disk refuses, it counts)."""
         assert self.spool is not None
         for item in items:
-            self.spool.append(item.data, item.lines)
+            self.spool.append(item.plain(), item.lines)
 
     def drop(self, items: list[Item], reason: str) -> None:
         """Count ``items`` as dropped for ``reason``, and say so once."""

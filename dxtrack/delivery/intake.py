@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from dxtrack.counters import Counters
 from dxtrack.delivery.attempts import deliver_inline
-from dxtrack.delivery.buffers import Buffers, Line
+from dxtrack.delivery.buffers import Batch, Buffers, by_kind
 from dxtrack.delivery.route import Route
 from dxtrack.events import EVENT_WIDTH, Event
 from dxtrack.log import LogOnce
@@ -132,8 +132,9 @@ class Intake:
         """Deliver to the inline routes now, on the caller's thread; hand on the rest."""
         with self._inline_lock:
             lines = self.buffers.build(events)
+            batch = by_kind(lines)
             for route in self._inline_routes:
-                mine = lines_for(route, lines)
+                mine = lines_for(route, batch)
                 if mine:
                     deliver_inline(route, mine)
         if self._background_routes:
@@ -141,7 +142,9 @@ class Intake:
             self._wake.set()
 
 
-def lines_for(route: Route, lines: Iterable[Line]) -> list[bytes]:
+def lines_for(route: Route, batch: Batch) -> list[bytes]:
     """The lines of the record kinds ``route``'s sink takes."""
-    kinds = route.sink.kinds
-    return [data for kind, data in lines if kind in kinds]
+    kinds = [kind for kind in route.sink.kinds if batch.get(kind)]
+    if len(kinds) == 1:
+        return batch[kinds[0]]
+    return [line for kind in kinds for line in batch[kind]]

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from dxtrack.sinks.base import Limits
 
 if TYPE_CHECKING:
+    from dxtrack.delivery.compression import Codec
     from dxtrack.delivery.segments import Claim
+
+COMPRESSED_GROUP: Final = 4
+"""With a codec, an item holds up to this many times the item limit of lines before compression
+(split again in the rare case that they compress to more than the limit)."""
 
 
 @dataclass(eq=False)
@@ -25,6 +30,12 @@ class Item:
     """The spool segment it was read from, for items being replayed (they are on disk)."""
     first_line: int = 0
     """The index of its first line in ``claim``."""
+    codec: Codec | None = field(default=None, repr=False)
+    """What ``data`` is compressed with (None: plain JSON lines)."""
+
+    def plain(self) -> bytes:
+        """Its JSON lines, uncompressed (what goes to disk)."""
+        return self.data if self.codec is None else self.codec.decompress(self.data)
 
 
 def pack(
@@ -35,26 +46,52 @@ def pack(
     max_bytes: int | None = None,
 ) -> list[Item]:
     """Join ``lines`` into items of at most ``limits.max_item_bytes`` (or ``max_bytes``, when
-    smaller; one line an item without ``pack_lines``). Every line already fits one item: the
-    record builder shortens larger ones."""
+    smaller; one line an item without ``pack_lines``), compressed with ``limits.codec``. Every
+    line already fits one item: the record builder shortens larger ones."""
     if not limits.pack_lines:
         return [Item(line, 1, born, claim=claim, first_line=i) for i, line in enumerate(lines)]
+    limit = limits.max_item_bytes if max_bytes is None else min(max_bytes, limits.max_item_bytes)
+    codec = limits.codec
+    group = limit if codec is None else limit * COMPRESSED_GROUP
     items: list[Item] = []
+    for start, end in _groups(lines, group):
+        if codec is None:
+            items.append(Item(b"".join(lines[start:end]), end - start, born, claim, start))
+        else:
+            items.extend(_compressed(lines, start, end, limit, codec, born, claim))
+    return items
+
+
+def _groups(lines: Sequence[bytes], limit: int) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of runs of lines of at most ``limit`` bytes (or one line)."""
     start = 0
     size = 0
-    limit = limits.max_item_bytes if max_bytes is None else min(max_bytes, limits.max_item_bytes)
     for i, line in enumerate(lines):
         if size + len(line) > limit and i > start:
-            items.append(
-                Item(b"".join(lines[start:i]), i - start, born, claim=claim, first_line=start)
-            )
+            yield start, i
             start, size = i, 0
         size += len(line)
     if start < len(lines):
-        items.append(
-            Item(b"".join(lines[start:]), len(lines) - start, born, claim=claim, first_line=start)
-        )
-    return items
+        yield start, len(lines)
+
+
+def _compressed(
+    lines: Sequence[bytes],
+    start: int,
+    end: int,
+    limit: int,
+    codec: Codec,
+    born: float,
+    claim: Claim | None,
+) -> list[Item]:
+    """``lines[start:end]`` as compressed items of at most ``limit`` bytes each."""
+    data = codec.compress(b"".join(lines[start:end]))
+    if len(data) <= limit or end - start == 1:  # one line always fits once compressed
+        return [Item(data, end - start, born, claim, start, codec)]
+    middle = (start + end) // 2
+    return _compressed(lines, start, middle, limit, codec, born, claim) + _compressed(
+        lines, middle, end, limit, codec, born, claim
+    )
 
 
 def calls(

@@ -169,7 +169,7 @@ class Route:
             if call.done or call.insurance is not None:
                 return
             lines = sum(item.lines for item in call.items)
-            call.insurance = self.spool.write_claimed([item.data for item in call.items], lines)
+            call.insurance = self.spool.write_claimed([item.plain() for item in call.items], lines)
 
     def backlogged(self) -> bool:
         """Whether half the pending bound is used by a sink that is not stalled (the builder

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from dxtrack.delivery.compression import Codec
 
 
 class RetryableSendError(Exception):
@@ -29,6 +32,8 @@ class Limits:
     pack_lines: bool
     max_in_flight: int = 1
     """How many calls may be in flight at once (from different sender threads)."""
+    codec: Codec | None = None
+    """What packed items are compressed with (``compression``); None sends plain lines."""
 
 
 class Sink(Protocol):

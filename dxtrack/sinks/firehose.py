@@ -8,6 +8,7 @@ moto server or moto's in-process ``mock_aws`` need no test-only code here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import threading
@@ -19,6 +20,7 @@ import pybase64
 import xxhash
 
 from dxtrack.config import DEFAULT_REGION, Config
+from dxtrack.delivery.compression import codec
 from dxtrack.sinks.base import Limits, PermanentSendError, RetryableSendError
 
 FIREHOSE_LIMITS = Limits(
@@ -89,7 +91,6 @@ def request_body(stream: str, items: Sequence[bytes]) -> bytes:
 class FirehoseSink:
     """Sends packed JSON lines to one delivery stream."""
 
-    limits = FIREHOSE_LIMITS
     durable = True
 
     def __init__(self, stream: str, kind: str, config: Config) -> None:
@@ -98,6 +99,7 @@ class FirehoseSink:
         self.kinds = frozenset((kind,))
         self._config = config
         self._option = f"{kind}_stream"
+        self.limits = dataclasses.replace(FIREHOSE_LIMITS, codec=codec(config.compression))
         self._client: Any = None
         self._lock = threading.Lock()
         self._body = threading.local()  # each sender thread's request body, for _swap_body
