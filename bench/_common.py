@@ -103,7 +103,7 @@ def configure_against_new_streams(**settings: Any) -> str:
 class PutRecordBatchLog:
     """Every PutRecordBatch made by any botocore session created after ``install()``."""
 
-    calls: list[list[int]] = field(default_factory=list)
+    calls: list[list[bytes]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def install(self) -> None:
@@ -120,7 +120,7 @@ class PutRecordBatchLog:
 
         records = json.loads(params["body"])["Records"]
         with self.lock:
-            self.calls.append([len(base64.b64decode(r["Data"])) for r in records])
+            self.calls.append([base64.b64decode(r["Data"]) for r in records])
 
 
 def billed_bytes(record_sizes: list[int]) -> int:

@@ -310,10 +310,12 @@ class Client:
         deadline = None if timeout is None else _monotonic() + timeout
         for retiring in self._retiring:  # previous configurations first
             retiring.join(None if deadline is None else max(deadline - _monotonic(), 0.0))
+        retired = not any(retiring.is_alive() for retiring in self._retiring)
         pipeline = self._pipeline
         if pipeline is None:
-            return True
-        return pipeline.flush(None if deadline is None else max(deadline - _monotonic(), 0.0))
+            return retired
+        left = None if deadline is None else max(deadline - _monotonic(), 0.0)
+        return pipeline.flush(left) and retired
 
     def close(self, timeout: float | None = None) -> bool:
         """Deliver within ``timeout`` (default ``exit_timeout``), spool the rest, stop shipping.

@@ -24,8 +24,9 @@ try:  # the compiled writer of metric lines, when it was built at install
 except ImportError:  # pragma: no cover - the pure-Python builder then does everything
     _build = None  # type: ignore[assignment]
 
-MAX_LINE_BYTES: Final = 1_000 * 1024 - 64
-"""The largest JSON line: one Firehose record (1,000 KiB), less room for the newline."""
+MAX_LINE_BYTES: Final = 1_000 * 1024 - 4096
+"""The largest JSON line: one Firehose record (1,000 KiB), less room for the newline and for
+what gzip or zstd add to data that does not compress."""
 
 _SHORTEN_STEPS: Final = (65_536, 8_192, 1_024, 128)
 

@@ -8,10 +8,13 @@ registers, so the SDK's own clients carry them without any test-only code in dxt
 from __future__ import annotations
 
 import base64
+import gzip
+import io
 import json
 import os
 import threading
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +47,10 @@ class CallLog:
             problems.append(f"{len(datas)} records in one call")
         if sum(len(d) for d in datas) > MAX_CALL_BYTES:
             problems.append(f"{sum(len(d) for d in datas)} bytes in one call")
-        for data in datas:
-            if len(data) > MAX_RECORD_BYTES:
-                problems.append(f"a record of {len(data)} bytes")
+        for record in datas:
+            if len(record) > MAX_RECORD_BYTES:
+                problems.append(f"a record of {len(record)} bytes")
+            data = decoded_record(record)
             if not data.endswith(b"\n"):
                 problems.append("a record that does not end in a newline")
             for line in data.splitlines():
@@ -95,6 +99,43 @@ class Hooks:
         handlers = botocore.handlers.BUILTIN_HANDLERS
         handlers.append(("before-call.firehose.PutRecordBatch", self._on_before_call))
         handlers.append(("after-call.firehose.PutRecordBatch", self._on_after_call))
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def decoded_record(data: bytes) -> bytes:
+    """One Firehose record as JSON lines: plain, or exactly one complete gzip member or zstd
+    frame (anything after the first member or frame fails)."""
+    if data.startswith(GZIP_MAGIC):
+        member = zlib.decompressobj(31)
+        plain = member.decompress(data) + member.flush()
+        assert member.eof and not member.unused_data, "a record is one whole gzip member"
+        return plain
+    if data.startswith(ZSTD_MAGIC):
+        import zstandard
+
+        frame = zstandard.ZstdDecompressor().decompressobj()
+        plain = frame.decompress(data)
+        assert frame.eof and not frame.unused_data, "a record is one whole zstd frame"
+        return plain
+    return data
+
+
+def decoded_object(body: bytes) -> bytes:
+    """An S3 object as a consumer reads it: concatenated gzip members or zstd frames decode as
+    one stream."""
+    if body.startswith(GZIP_MAGIC):
+        return gzip.decompress(body)
+    if body.startswith(ZSTD_MAGIC):
+        import zstandard
+
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            io.BytesIO(body), read_across_frames=True
+        )
+        return reader.read()
+    return body
 
 
 def error_response(code: str, status: int, message: str = "") -> tuple[AWSResponse, dict[str, Any]]:
@@ -178,6 +219,7 @@ class Streams:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{kind}/"):
             for obj in page.get("Contents", []):
                 body = s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
+                body = decoded_object(body)
                 assert body.endswith(b"\n"), "Firehose records end in a newline"
                 records.extend(json.loads(line) for line in body.splitlines())
         for record in records:

@@ -77,6 +77,8 @@ class Route:
         """Set when the senders may have something to do."""
         self.pending: deque[Item] = deque()
         self.pending_bytes = 0
+        self.moving = 0
+        """Above 0 while items taken out of ``pending`` are on their way to disk."""
         self.replay: deque[Item] = deque()
         self.claim: Claim | None = None
         self._claim_left = 0
@@ -149,8 +151,13 @@ class Route:
         with self.lock:
             aged = self._pop_older_than(now - SPILL_AFTER) if self.stalled(now) else []
             slow = [c for c in self.inflight if c.claim is None and now - c.started >= SPILL_AFTER]
+            self.moving += bool(aged)
         if aged:
-            self.disk.write(aged)
+            try:
+                self.disk.write(aged)
+            finally:
+                with self.lock:
+                    self.moving -= 1
         for call in slow:
             self._insure(call)
         self.spool.sync(force=False)
@@ -326,7 +333,7 @@ class Route:
         with self.lock:
             if self.inflight:
                 return False
-            busy = self.pending or self.replay or self.claim is not None
+            busy = self.pending or self.replay or self.claim is not None or self.moving
             if self.spool is not None and self.replay_due:
                 busy = True
         if not busy:
