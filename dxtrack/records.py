@@ -17,6 +17,7 @@ from xxhash import xxh3_128_hexdigest
 
 from dxtrack import jsonsafe, tracebacks
 from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
+from dxtrack.error_lines import ErrorLines
 from dxtrack.events import ERROR, METRIC, Event
 
 try:  # the compiled writer of metric lines, when it was built at install
@@ -61,6 +62,7 @@ class RecordBuilder:
         }
         self._defaults = dict(default_metadata)
         self._max_line_bytes = max_line_bytes
+        self._error_lines: ErrorLines | None = None
 
     def _metadata(self, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
         if not metadata:
@@ -135,7 +137,12 @@ class RecordBuilder:
         return lines, failures
 
     def build(self, event: Event, seq: int) -> tuple[str, bytes]:
-        """The finished JSON line of one event (ending in ``\\n``) and its kind."""
+        """The finished JSON line of one event (ending in ``\\n``) and its kind: the
+        compiled writer's fallback, which writes errors from a template once it was made."""
+        if self._error_lines is not None and event[0] == ERROR:
+            line = self._error_lines.line(event, seq)
+            if line is not None:
+                return ERROR, line
         lines, failures = self.build_many((event,), lambda: seq)
         if failures:
             raise failures[0]
@@ -164,7 +171,9 @@ class RecordBuilder:
             return None
 
     def make_writer(self) -> Any:
-        """A new compiled writer of this builder's metric lines."""
+        """A new compiled writer of this builder's metric lines; from then on ``build`` writes
+        errors from a template too."""
+        self._error_lines = ErrorLines(self._common, self._defaults, self._max_line_bytes)
         return _build.MetricWriter(
             parts=self.template(),
             defaults=self._defaults,

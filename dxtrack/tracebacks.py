@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import operator
 import os
+from collections.abc import Callable
 from types import CodeType, TracebackType
 from typing import Any
 
@@ -136,11 +137,13 @@ def _same_frames(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
 
 
 try:  # the compiled forms, when they were built (the same results, faster)
-    from dxtrack._build import frames_key, same_frames
+    from dxtrack import _build as _compiled
 except ImportError:  # pragma: no cover
-    frames_key, same_frames = _frames_key, _same_frames
-if os.environ.get(DXTRACK_PURE_PYTHON, "") not in ("", "0"):
-    frames_key, same_frames = _frames_key, _same_frames
+    _compiled = None  # type: ignore[assignment]
+frames_key: Callable[[tuple[Any, ...]], int] = _frames_key
+same_frames: Callable[[tuple[Any, ...], tuple[Any, ...]], bool] = _same_frames
+if _compiled is not None and os.environ.get(DXTRACK_PURE_PYTHON, "") in ("", "0"):
+    frames_key, same_frames = _compiled.frames_key, _compiled.same_frames
 
 
 def _cached(frame_list: Frames) -> tuple[Frames, str, dict[str, str]]:

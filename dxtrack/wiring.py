@@ -86,6 +86,7 @@ def routes(
             make_spool=make_spool,
             max_pending_bytes=MAX_PENDING_BYTES,
             retry_budget=config.retry_budget,
+            linger=config.flush_interval,
             stats=counters,
             log_once=log_once,
         )

@@ -217,3 +217,32 @@ def test_pure_python_builder_round_trips_through_iter_events() -> None:
     buffer: deque[Any] = deque((METRIC, 1.0, "m", 1.0, None, None) * 3)
     lines, failures = b.build_many(iter_events(buffer, 3), itertools.count(1).__next__)
     assert not failures and [line.count(b'"seq":') for _, line in lines] == [1, 1, 1]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    texts=st.lists(st.text(max_size=40), min_size=1, max_size=4),
+    mds=st.lists(metadata, min_size=1, max_size=4),
+    defaults=st.one_of(st.just({}), st.dictionaries(st.text(max_size=4), plain, max_size=2)),
+)
+def test_error_lines_from_the_template_match_the_reference(
+    texts: list[str], mds: list[dict[str, Any] | None], defaults: dict[str, Any]
+) -> None:
+    """Errors written from the template (the same error again and again, chained ones, ones
+    never raised) give the reference's bytes."""
+    captured: list[tuple[Any, ...]] = []
+    for i, text in enumerate(texts * 2):  # each text twice: once made, once kept
+        try:
+            try:
+                raise KeyError(text)
+            except KeyError as inner:
+                if i % 3 == 2:
+                    raise ValueError(text) from inner
+                raise
+        except (KeyError, ValueError) as exc:
+            trace = tracebacks.capture(exc, exc.__traceback__)
+            captured.append((ERROR, 1.7e9 + i, type(exc), text, trace, mds[i % len(mds)]))
+    captured.append((ERROR, 5.0, ValueError, "never raised", None, None))
+    captured.append((ERROR, 6.0, None, None, None, {"outside": "except"}))
+    compiled, reference = both(builder(defaults), captured)
+    assert compiled == reference

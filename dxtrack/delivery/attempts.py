@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from dxtrack.counters import Counters
 from dxtrack.delivery.packing import Item, calls, pack
 from dxtrack.delivery.segments import Claim
 from dxtrack.log import LogOnce, logger
@@ -40,6 +41,15 @@ class Call:
     done: bool = False
     counted_spooled: bool = False
     """Counted as spooled at exit, while still in flight."""
+
+
+def count_spooled_at_exit(call: Call, stats: Counters) -> None:
+    """A call still in flight at exit is on disk for the next start (its insurance copy):
+    counted as spooled, and uncounted again if it then succeeds before the process ends."""
+    with call.lock:
+        if call.insurance is not None and not call.done:
+            call.counted_spooled = True
+            stats.add("spooled", lines_of(call.items))
 
 
 def attempt(sink: Sink, items: list[bytes], log_once: LogOnce) -> tuple[Sequence[int], bool]:

@@ -12,6 +12,9 @@ from dxtrack.delivery.attempts import backoff
 
 SPILL_AFTER: Final = 1.0
 """Seconds a record may wait unaccepted (or a call stay in flight) before it is on disk."""
+SLOW_CALL_FACTOR: Final = 4.0
+"""A call is late after ``SPILL_AFTER`` seconds, or this many times as long as calls have been
+taking, whichever is longer: a sink that answers every call slowly is working."""
 
 
 @dataclass
@@ -26,6 +29,8 @@ class Health:
     failing_since: float | None = None
     last_attempt: float = 0.0
     last_success: float = 0.0
+    call_seconds: float = 0.0
+    """How long successful calls have been taking (a moving average)."""
 
     def down(self, now: float) -> bool:
         """Failing for ``SPILL_AFTER`` seconds, or refused for good."""
@@ -33,19 +38,30 @@ class Health:
             return True
         return self.failing_since is not None and now - self.failing_since >= SPILL_AFTER
 
+    def late_after(self) -> float:
+        """Seconds after which a call in flight is late (see ``SLOW_CALL_FACTOR``)."""
+        return max(SPILL_AFTER, SLOW_CALL_FACTOR * self.call_seconds)
+
     def stalled(self, now: float, calls_started: Iterable[float]) -> bool:
-        """Failing, or nothing accepted for ``SPILL_AFTER`` seconds while a call was in flight
-        that long. A sink that is only slower than the job is not stalled: what waits for it
-        stays in memory (the builder, and then the callers, wait for it)."""
+        """Failing, or nothing accepted while a call is late. A sink that is only slower than
+        the job is not stalled: what waits for it stays in memory (the builder, and then the
+        callers, wait for it)."""
         if self.failing_since is not None:
             return True
-        if now - self.last_success < SPILL_AFTER:
+        late = self.late_after()
+        if now - self.last_success < late:
             return False
-        return any(now - started >= SPILL_AFTER for started in calls_started)
+        return any(now - started >= late for started in calls_started)
 
-    def record(self, failed: bool, now: float) -> None:
-        """Back off after a failure; after a success, forget the failures before it."""
+    def record(self, failed: bool, now: float, started: float | None = None) -> None:
+        """Back off after a failure; after a success, forget the failures before it (and note
+        how long the call took, when it was a call that ``started`` then)."""
         self.last_attempt = now
+        if not failed and started is not None:
+            took = now - started
+            self.call_seconds = (
+                took if not self.call_seconds else 0.8 * self.call_seconds + 0.2 * took
+            )
         if failed:
             self.attempt += 1
             self.retry_at = now + backoff(self.attempt)

@@ -27,6 +27,7 @@ from dxtrack.delivery.attempts import (
     BLOCKED_PROBE_SECONDS,
     Call,
     attempt,
+    count_spooled_at_exit,
     lines_of,
     units_of,
 )
@@ -55,6 +56,7 @@ class Route:
         make_spool: Callable[[str], Spool] | None,
         max_pending_bytes: int,
         retry_budget: float,
+        linger: float = 0.0,
         stats: Counters,
         log_once: LogOnce,
     ) -> None:
@@ -67,6 +69,8 @@ class Route:
         self.spill = self.disk.spill
         self.max_pending_bytes = max_pending_bytes
         self.retry_budget = retry_budget
+        self.linger = linger
+        """Seconds fresh items may wait for more to fill a call (``flush_interval``)."""
         self.stats = stats
         self._log_once = log_once
         self._reset_state()
@@ -79,6 +83,8 @@ class Route:
         self.pending_bytes = 0
         self.moving = 0
         """Above 0 while items taken out of ``pending`` are on their way to disk."""
+        self.hurry = False
+        """A flush waits: send what is pending without waiting to fill a call."""
         self.replay: deque[Item] = deque()
         self.claim: Claim | None = None
         self._claim_left = 0
@@ -126,31 +132,34 @@ class Route:
         with self.lock:
             self.pending.extend(items)
             self.pending_bytes += sum(len(item.data) for item in items)
-            over = self._pop_over_bound()
+            over = self._pop_while(lambda _: self.pending_bytes > self.max_pending_bytes)
         self.spill(over, "pending_full")
         self.wake.set()
 
-    def _pop_over_bound(self) -> list[Item]:
-        over = []
-        while self.pending_bytes > self.max_pending_bytes and self.pending:
+    def _pop_while(self, more: Callable[[Item], bool]) -> list[Item]:
+        """Pop the oldest pending items while ``more(item)`` says so (the lock held)."""
+        out = []
+        while self.pending and more(self.pending[0]):
             item = self.pending.popleft()
             self.pending_bytes -= len(item.data)
-            over.append(item)
-        return over
+            out.append(item)
+        return out
 
     def maintain(self, now: float) -> None:
         """Put on disk what waited too long, insure slow calls; without a spool, drop what
         waited past ``retry_budget``."""
         if self.spool is None:
             with self.lock:
-                expired = self._pop_older_than(now - self.retry_budget)
+                expired = self._pop_while(lambda item: item.born <= now - self.retry_budget)
             self.disk.drop(expired, "retry_budget")
             return
         if not self.spool.available():
             return
         with self.lock:
-            aged = self._pop_older_than(now - SPILL_AFTER) if self.stalled(now) else []
-            slow = [c for c in self.inflight if c.claim is None and now - c.started >= SPILL_AFTER]
+            stalled = self.stalled(now)
+            aged = self._pop_while(lambda item: stalled and item.born <= now - SPILL_AFTER)
+            late = self.health.late_after()
+            slow = [c for c in self.inflight if c.claim is None and now - c.started >= late]
             self.moving += bool(aged)
         if aged:
             try:
@@ -161,14 +170,6 @@ class Route:
         for call in slow:
             self._insure(call)
         self.spool.sync(force=False)
-
-    def _pop_older_than(self, limit: float) -> list[Item]:
-        out = []
-        while self.pending and self.pending[0].born <= limit:
-            item = self.pending.popleft()
-            self.pending_bytes -= len(item.data)
-            out.append(item)
-        return out
 
     def _insure(self, call: Call) -> None:
         assert self.spool is not None
@@ -245,7 +246,7 @@ class Route:
             replaying = any(c.claim is not None for c in self.inflight)
             use_replay = bool(self.replay) and (down or not self.pending) and not replaying
             source = self.replay if use_replay else self.pending
-            if not source:
+            if not source or (not use_replay and not down and self._lingering(now)):
                 return None
             limit = REPLAY_CALL_BYTES if use_replay else None
             items = next(calls(source, self.sink.limits, limit))
@@ -257,7 +258,20 @@ class Route:
             self.inflight.append(call)
             if self.pending or self.replay:
                 self.wake.set()  # another sender may take the next call meanwhile
+            else:
+                self.hurry = False
         return call
+
+    def _lingering(self, now: float) -> bool:
+        """Whether fresh items wait for more to fill a call: every call costs a request's CPU
+        and round trip, so calls are sent full, or ``linger`` seconds after their first item
+        was queued, or at once when a flush waits."""
+        limits = self.sink.limits
+        if self.hurry or not limits.pack_lines or len(self.pending) >= limits.max_items_per_call:
+            return False
+        if self.pending_bytes >= limits.max_call_bytes * 3 // 4:
+            return False
+        return now - self.pending[0].born < self.linger
 
     def send(self, items: Sequence[Item]) -> Sequence[int]:
         """One ``sink.send``; returns the indices of the items that failed. An error retrying
@@ -285,7 +299,7 @@ class Route:
         checkpoint: Claim | None = None
         respill: list[Item] = []
         with self.lock:
-            self.health.record(bool(failed), now)
+            self.health.record(bool(failed), now, call.started)
             if call.claim is not None:
                 if failed:  # its lines stay on disk: give the segment up until the next try
                     self._claim_left -= len(self.replay)
@@ -322,7 +336,9 @@ class Route:
     # ---- flush and shutdown --------------------------------------------------------------------
 
     def probe_now(self) -> None:
-        """A flush is waiting: try a failing sink again at once, not after the backoff."""
+        """A flush is waiting: try a failing sink again at once, not after the backoff, and send
+        what is pending without waiting to fill a call."""
+        self.hurry = True
         self.health.probe_now()
         self.wake.set()
 
@@ -334,8 +350,7 @@ class Route:
             if self.inflight:
                 return False
             busy = self.pending or self.replay or self.claim is not None or self.moving
-            if self.spool is not None and self.replay_due:
-                busy = True
+            busy = busy or (self.spool is not None and self.replay_due)
         if not busy:
             return True
         return self.health.given_up(time.monotonic(), self.retry_budget, since)
@@ -359,19 +374,11 @@ class Route:
             for call in inflight:
                 if call.claim is None:
                     self._insure(call)
-                    self._count_insured_at_exit(call)
+                    count_spooled_at_exit(call, self.stats)
             if claim is not None:
                 self.spool.release(claim)
             self.spool.close_segment()
         self.wake.set()
-
-    def _count_insured_at_exit(self, call: Call) -> None:
-        """A call still in flight at exit is on disk for the next start: counted as spooled
-        (and uncounted again if it then succeeds before the process ends)."""
-        with call.lock:
-            if call.insurance is not None and not call.done:
-                call.counted_spooled = True
-                self.stats.add("spooled", lines_of(call.items))
 
     def reset_after_fork(self) -> None:
         """A forked child keeps none of the parent's items, locks, claims or connections. The

@@ -1,0 +1,81 @@
+"""The JSON line of an error event from a template, beside the compiled writer of metrics.
+
+A record's keys are fixed and sorted, and the same error raised in a loop has the same type,
+text and frames, so the JSON of its ``exception`` and ``fingerprint`` is made once and kept.
+``line`` gives the bytes ``RecordBuilder.build_many`` gives (the tests compare them), or None
+for anything unusual (chained exceptions, values orjson refuses, a line past the size limit),
+which the builder then does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import orjson
+from xxhash import xxh3_128_hexdigest
+
+from dxtrack import jsonsafe, tracebacks
+from dxtrack.events import Event
+
+MAX_KEPT: Final = 1_024
+"""Distinct errors whose JSON is kept."""
+
+
+def nested_json(metadata: Mapping[str, Any]) -> bytes:
+    """Metadata's JSON as orjson writes it one level down in a record (its depth limit counts
+    from the record)."""
+    return orjson.dumps([metadata], default=jsonsafe.readable, option=jsonsafe.OPTIONS)[1:-1]
+
+
+class ErrorLines:
+    """Writes the lines of error events of one configuration."""
+
+    def __init__(
+        self, common: Mapping[str, str], defaults: dict[str, Any], max_line_bytes: int
+    ) -> None:
+        json = {key: orjson.dumps(value) for key, value in common.items()}
+        self._head = b'{"context":%s,"exception":' % json["context"]
+        self._host = b',"host":%s,"metadata":' % json["host"]
+        self._ids = b',"producer_id":%s,"run_id":%s,"seq":' % (json["producer_id"], json["run_id"])
+        self._stage = b',"stage":%s,"timestamp":' % json["stage"]
+        self._defaults = defaults
+        self._defaults_json = nested_json(defaults)
+        self._max_line_bytes = max_line_bytes
+        self._kept: dict[tuple[Any, str, int], tuple[tracebacks.Frames, bytes]] = {}
+
+    def line(self, event: Event, seq: int) -> bytes | None:
+        """The finished line of an error event, or None when the builder must make it."""
+        _, now, exc_type, text, trace, metadata = event
+        if exc_type is None or trace.__class__ is not tuple or now.__class__ is not float:
+            return None
+        try:
+            exception = self._exception(exc_type, text, trace)
+            if not metadata:
+                metadata_json = self._defaults_json
+            else:
+                metadata_json = nested_json(
+                    {**self._defaults, **metadata} if self._defaults else metadata
+                )
+            parts = (self._head, exception, self._host, metadata_json, self._ids)
+            body = b"".join((*parts, b"%d" % seq, self._stage, orjson.dumps(now), b"}"))
+        except (TypeError, ValueError):  # orjson refused something: the builder copes
+            return None
+        if len(body) > self._max_line_bytes:
+            return None
+        digest = xxh3_128_hexdigest(body).encode()
+        return b"".join((body[:-1], b',"id":"', digest, b'"}\n'))
+
+    def _exception(self, exc_type: Any, text: str, trace: tracebacks.Frames) -> bytes:
+        """The JSON of ``"exception"`` and ``"fingerprint"`` (between them, the separator)."""
+        key = (exc_type, text, tracebacks.frames_key(trace))
+        found = self._kept.get(key)
+        if found is None or not tracebacks.same_frames(found[0], trace):
+            name = tracebacks.type_name(exc_type)
+            printed, fingerprint = tracebacks.describe(name, text, trace)
+            exception = orjson.dumps({"traceback": printed, "type": name, "value": text})
+            if len(self._kept) >= MAX_KEPT:
+                self._kept.clear()
+            found = (trace, b'%s,"fingerprint":%s' % (exception, orjson.dumps(fingerprint)))
+            self._kept[key] = found
+        return found[1]
