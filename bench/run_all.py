@@ -1,6 +1,6 @@
 """Run every benchmark in bench/, one after another, and print their reports.
 
-    python bench/run_all.py            # about 3 minutes
+    python bench/run_all.py            # about 10 minutes
     python bench/run_all.py --quick    # shorter runs, for a smoke test
 
 Each benchmark reports ratios against a baseline measured in the same run (these machines are
@@ -27,6 +27,16 @@ def main() -> None:
         ["hot_path.py"]
         + (["--reps", "3", "--calls", "30000", "--error-calls", "10000"] if args.quick else []),
         ["firehose_cost.py"] + (["--records", "20000"] if args.quick else []),
+        ["firehose_cost.py", "--compression", "gzip"]
+        + (["--records", "20000"] if args.quick else []),
+        ["firehose_cost.py", "--compression", "zstd"]
+        + (["--records", "20000"] if args.quick else []),
+        ["whole_process.py"]
+        + (["--reps", "1", "--calls", "200000", "--errors", "20000"] if args.quick else []),
+        ["whole_process.py", "--compression", "zstd"]
+        + (["--reps", "1", "--calls", "200000", "--errors", "20000"] if args.quick else []),
+        ["caller_latency.py"]
+        + (["--calls", "40000", "--sustained", "300000"] if args.quick else []),
         ["throughput.py", "--seconds", "3" if args.quick else "10"],
         # Twice: with the default spool bound (1 GiB, about 3 million such records: the rest
         # is dropped and counted), and with one sized for 30 s at 200,000 records a second.

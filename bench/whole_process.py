@@ -50,27 +50,16 @@ def deep(n: int) -> None:
 
 
 WORK_ITERATIONS = [60]
-"""Set by the parent (``--work-iterations``) so that ``work()`` takes about 4.4 µs here."""
+"""Set by the parent (``--work-iterations``, measured in a child) so that ``work()`` takes
+about 4.4 µs here."""
 
 
 def work() -> int:
-    """Pure-Python work: a small loop, calibrated to about 4.4 µs."""
+    """Pure-Python work: a small loop, of the length the parent measured for 4.4 µs."""
     total = 0
     for i in range(WORK_ITERATIONS[0]):
         total += i * i
     return total
-
-
-def calibrate(target_us: float = 4.4) -> int:
-    """The loop length at which ``work()`` takes ``target_us`` of CPU on this machine."""
-    WORK_ITERATIONS[0] = 60
-    for _ in range(4):
-        start = cpu()
-        for _ in range(50_000):
-            work()
-        took = (cpu() - start) / 50_000 * 1e6
-        WORK_ITERATIONS[0] = max(1, round(WORK_ITERATIONS[0] * target_us / took))
-    return WORK_ITERATIONS[0]
 
 
 def nothing() -> None:
@@ -255,7 +244,7 @@ def main() -> None:
     if args.case:
         child(args)
         return
-    args.work_iterations = calibrate()
+    args.work_iterations = 60
 
     import socket
 
@@ -273,6 +262,9 @@ def main() -> None:
             middle = results[len(results) // 2]
             return middle["cpu"] / per * 1e6, middle
 
+        for _ in range(3):  # the work loop's length that takes about 4.4 µs in a child
+            took = run("loop:none", args, env)["cpu"] / args.loop_calls * 1e6
+            args.work_iterations = max(1, round(args.work_iterations * 4.4 / took))
         base, _ = median("deque", args.calls)
         raise_only, _ = median("raise", args.errors)
         metric, metric_stats = median("metric", args.calls)

@@ -33,6 +33,9 @@ class Call:
 
     items: list[Item]
     started: float
+    born: float
+    """When its oldest item was queued: how long its records have waited counts, not only how
+    long the call has been in flight."""
     claim: Claim | None = None
     """The spool segment its items were read from (a replay)."""
     insurance: Claim | None = None

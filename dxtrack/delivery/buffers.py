@@ -22,7 +22,8 @@ from dxtrack.log import LogOnce
 from dxtrack.records import RecordBuilder
 
 STALE_EVENT_SECONDS: Final = 0.5
-"""Captured events older than this are built even while the senders are backlogged."""
+"""Captured events older than this are built at the builder's next look, however few they are
+(unless a sink that is not stalled has a long queue: they then wait for it)."""
 
 Line = tuple[str, bytes]
 """A built record: its kind and its JSON line."""

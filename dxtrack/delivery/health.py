@@ -42,8 +42,9 @@ class Health:
         """Seconds after which a call in flight is late (see ``SLOW_CALL_FACTOR``)."""
         return max(SPILL_AFTER, SLOW_CALL_FACTOR * self.call_seconds)
 
-    def stalled(self, now: float, calls_started: Iterable[float]) -> bool:
-        """Failing, or nothing accepted while a call is late. A sink that is only slower than
+    def stalled(self, now: float, calls_born: Iterable[float]) -> bool:
+        """Failing, or nothing accepted while a call is late (its records queued that long
+        ago). A sink that is only slower than
         the job is not stalled: what waits for it stays in memory (the builder, and then the
         callers, wait for it)."""
         if self.failing_since is not None:
@@ -51,7 +52,7 @@ class Health:
         late = self.late_after()
         if now - self.last_success < late:
             return False
-        return any(now - started >= late for started in calls_started)
+        return any(now - born >= late for born in calls_born)
 
     def record(self, failed: bool, now: float, started: float | None = None) -> None:
         """Back off after a failure; after a success, forget the failures before it (and note

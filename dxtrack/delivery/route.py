@@ -115,7 +115,7 @@ class Route:
     def stalled(self, now: float) -> bool:
         """Whether the sink is failing, or took nothing for ``SPILL_AFTER`` seconds while a
         call was in flight that long (see ``Health.stalled``)."""
-        return self.health.stalled(now, (call.started for call in self.inflight))
+        return self.health.stalled(now, (call.born for call in self.inflight))
 
     def down(self, now: float) -> bool:
         """Whether the sink has been failing for ``SPILL_AFTER`` seconds, or refused for good."""
@@ -137,8 +137,7 @@ class Route:
         self.wake.set()
 
     def _pop_while(self, more: Callable[[Item], bool]) -> list[Item]:
-        """Pop the oldest pending items while ``more(item)`` says so (the lock held)."""
-        out = []
+        out = []  # the oldest pending items, while ``more(item)`` (the lock held)
         while self.pending and more(self.pending[0]):
             item = self.pending.popleft()
             self.pending_bytes -= len(item.data)
@@ -156,10 +155,11 @@ class Route:
         if not self.spool.available():
             return
         with self.lock:
-            stalled = self.stalled(now)
-            aged = self._pop_while(lambda item: stalled and item.born <= now - SPILL_AFTER)
+            # a sink that is down takes none of them: to disk at once; else what waited long
+            down, stalled = self.down(now), self.stalled(now)
+            aged = self._pop_while(lambda i: down or (stalled and i.born <= now - SPILL_AFTER))
             late = self.health.late_after()
-            slow = [c for c in self.inflight if c.claim is None and now - c.started >= late]
+            slow = [c for c in self.inflight if c.claim is None and now - c.born >= late]
             self.moving += bool(aged)
         if aged:
             try:
@@ -254,11 +254,11 @@ class Route:
                 source.popleft()
             if not use_replay:
                 self.pending_bytes -= sum(len(item.data) for item in items)
-            call = Call(items, now, claim=items[0].claim)
+            call = Call(items, now, min(item.born for item in items), claim=items[0].claim)
             self.inflight.append(call)
             if self.pending or self.replay:
                 self.wake.set()  # another sender may take the next call meanwhile
-            else:
+            if not use_replay and not self.pending:
                 self.hurry = False
         return call
 
@@ -349,10 +349,13 @@ class Route:
         with self.lock:
             if self.inflight:
                 return False
-            busy = self.pending or self.replay or self.claim is not None or self.moving
+            fresh = bool(self.pending) or self.moving > 0  # must reach the sink or the disk
+            busy = fresh or self.replay or self.claim is not None
             busy = busy or (self.spool is not None and self.replay_due)
         if not busy:
             return True
+        if fresh and self.spool is not None and self.spool.available():
+            return False
         return self.health.given_up(time.monotonic(), self.retry_budget, since)
 
     def close(self) -> None:
