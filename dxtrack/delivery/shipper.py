@@ -30,6 +30,9 @@ from dxtrack.log import LogOnce
 from dxtrack.records import RecordBuilder
 
 DRAIN_CHUNK: Final = 20_000
+DRAIN_BYTES: Final = 4 << 20
+"""The builder takes about this much at a time (by the size of the lines it built last), so
+that one step never overshoots a destination's memory bound by much."""
 COLD_CALL_SECONDS: Final = 0.5
 """A fork waits until a sink's first call has run this long: the lazy imports of a first
 connection happen in its first moments, and a fork in the middle of one would leave the
@@ -92,6 +95,7 @@ class Shipper(Intake):
         self._send_locks: list[threading.Lock] = []
         self._built_at = 0.0
         self._busy = False
+        self._line_bytes = 400.0
         self._waited_in_vain = False
 
     # ---- flush and shutdown (any thread) ---------------------------------------------------
@@ -246,7 +250,8 @@ class Shipper(Intake):
         if due or now - self._built_at >= self._flush_interval:
             self._built_at = now
             while self._may_build():
-                if self._drain(DRAIN_CHUNK) < DRAIN_CHUNK:
+                chunk = min(DRAIN_CHUNK, max(256, int(DRAIN_BYTES / self._line_bytes)))
+                if self._drain(chunk) < chunk:
                     break
         if self.buffers.built:  # lines built by callers whose buffer was full
             self._drain(0)
@@ -267,6 +272,9 @@ class Shipper(Intake):
             self._waited_in_vain = False
         try:
             if lines:
+                sample = [len(line) for built in lines.values() for line in built[:32]]
+                if sample:
+                    self._line_bytes = sum(sample) / len(sample)
                 now = time.monotonic()
                 for route in self._background_routes:
                     mine = lines_for(route, lines)
