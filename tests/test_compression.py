@@ -122,6 +122,11 @@ def test_an_outage_spools_plain_lines_and_the_replay_compresses_them(
     )
     sent = [record for call in firehose_calls.log.calls for record in call]
     assert sent and all(record.startswith(MAGIC[name]) for record in sent)
+    # a replay call holds one item of at most 512 KiB of records, so that a kill -9 during a
+    # replay sends little of it twice, compressed or not
+    for call in firehose_calls.log.calls:
+        assert len(call) == 1 and len(decoded_record(call[0])) <= 512 * 1024
+    assert len(firehose_calls.log.calls) >= 2
     dxtrack.shutdown()
 
 

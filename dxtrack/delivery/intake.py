@@ -67,7 +67,6 @@ class Intake:
                 self._wake.set()
         else:
             self.overflow((event,))
-            self._wake.set()
 
     def capture_many(self, events: Sequence[Event]) -> None:
         """Accept several events at once."""
@@ -118,7 +117,7 @@ class Intake:
         wait in vain, no caller waits again until the builder has taken events."""
         if self._closed or self._waited_in_vain or threading.current_thread() in self._threads:
             return False
-        needed = self.max_slots - count * EVENT_WIDTH
+        needed = max(self.max_slots - count * EVENT_WIDTH, 0)  # more than fit: wait for empty
         deadline = time.monotonic() + OVERFLOW_WAIT_SECONDS
         self._wake.set()
         while len(self.buffer) > needed:

@@ -52,7 +52,8 @@ def pack(
         return [Item(line, 1, born, claim=claim, first_line=i) for i, line in enumerate(lines)]
     limit = limits.max_item_bytes if max_bytes is None else min(max_bytes, limits.max_item_bytes)
     codec = limits.codec
-    group = limit if codec is None else limit * COMPRESSED_GROUP
+    # a replay's items (``max_bytes``) hold at most that much of records, compressed or not
+    group = limit if codec is None or max_bytes is not None else limit * COMPRESSED_GROUP
     items: list[Item] = []
     for start, end in _groups(lines, group):
         if codec is None:

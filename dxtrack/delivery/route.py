@@ -5,9 +5,9 @@ A route never starts threads (``shipper`` does); it decides:
 
 - what the next call sends: fresh items first, then segments claimed back from the spool (or a
   segment's first call, as the probe of a sink that keeps failing);
-- when records go to disk: an item that has waited ``SPILL_AFTER`` seconds while the sink
-  accepted nothing, an item built while the sink is failing, and the items of a call in flight
-  for longer than that (an insurance copy, deleted again if the call succeeds);
+- when records go to disk: an item that has waited ``SPILL_AFTER`` seconds while the sink is
+  stalled, an item built or waiting while the sink is down, and the items of a late call (an
+  insurance copy, deleted again if the call succeeds);
 - what a finished call means: delivered items are counted and their spool lines deleted, failed
   ones wait for the backoff, or are on disk already.
 """
@@ -113,8 +113,8 @@ class Route:
         return self.sink.name
 
     def stalled(self, now: float) -> bool:
-        """Whether the sink is failing, or took nothing for ``SPILL_AFTER`` seconds while a
-        call was in flight that long (see ``Health.stalled``)."""
+        """Whether the sink is failing, or took nothing while a call is late (see
+        ``Health.stalled``)."""
         return self.health.stalled(now, (call.born for call in self.inflight))
 
     def down(self, now: float) -> bool:
@@ -242,13 +242,14 @@ class Route:
             if down and self.inflight:
                 return None  # one probe at a time
             # the spool waits for spare capacity, unless it holds the probe of a failing sink;
-            # one small replay call at a time, so that a crash sends little of it again
+            # one small replay call at a time, so that a crash sends little of it again (with a
+            # codec, one item: it holds REPLAY_CALL_BYTES of records)
             replaying = any(c.claim is not None for c in self.inflight)
             use_replay = bool(self.replay) and (down or not self.pending) and not replaying
             source = self.replay if use_replay else self.pending
             if not source or (not use_replay and not down and self._lingering(now)):
                 return None
-            limit = REPLAY_CALL_BYTES if use_replay else None
+            limit = (1 if self.sink.limits.codec else REPLAY_CALL_BYTES) if use_replay else None
             items = next(calls(source, self.sink.limits, limit))
             for _ in items:
                 source.popleft()
@@ -350,8 +351,7 @@ class Route:
             if self.inflight:
                 return False
             fresh = bool(self.pending) or self.moving > 0  # must reach the sink or the disk
-            busy = fresh or self.replay or self.claim is not None
-            busy = busy or (self.spool is not None and self.replay_due)
+            busy = fresh or self.replay or self.claim is not None or self.replay_due
         if not busy:
             return True
         if fresh and self.spool is not None and self.spool.available():
