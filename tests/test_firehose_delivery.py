@@ -22,6 +22,7 @@ from dxtrack.api import current_client
 from dxtrack.sinks.firehose import destination
 from tests.aws import REGION, Hooks, Streams, error_response, spool_directory
 from tests.conftest import assert_valid
+from tests.lifecycle import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -447,6 +448,16 @@ def test_a_full_buffer_makes_the_caller_wait_for_room_and_loses_nothing(
     assert stats.get("overflowed", 0) == 0 and stats["dropped"] == 0
     assert dxtrack.flush(timeout=60) is True
     assert_exactly_once(streams.records("metric"), 1_000)
+
+
+def test_a_record_waits_at_most_half_a_second_to_fill_a_call(streams: Streams) -> None:
+    """Calls are sent full, or soon: a few records land without a flush, even with a long
+    flush_interval (what a kill -9 can take stays small)."""
+    dxtrack.configure(**streams.settings(flush_interval=30))
+    for i in range(10):
+        dxtrack.metric("soon", i)
+    wait_until(lambda: len(streams.records("metric")) == 10, 10, "10 records to land unflushed")
+    assert_exactly_once(streams.records("metric"), 10)
 
 
 def test_a_caller_that_waits_too_long_builds_its_records_itself(
