@@ -56,7 +56,6 @@ class Route:
         make_spool: Callable[[str], Spool] | None,
         max_pending_bytes: int,
         retry_budget: float,
-        linger: float = 0.0,
         stats: Counters,
         log_once: LogOnce,
     ) -> None:
@@ -69,8 +68,6 @@ class Route:
         self.spill = self.disk.spill
         self.max_pending_bytes = max_pending_bytes
         self.retry_budget = retry_budget
-        self.linger = linger
-        """Seconds fresh items may wait for more to fill a call (``flush_interval``)."""
         self.stats = stats
         self._log_once = log_once
         self._reset_state()
@@ -83,8 +80,6 @@ class Route:
         self.pending_bytes = 0
         self.moving = 0
         """Above 0 while items taken out of ``pending`` are on their way to disk."""
-        self.hurry = False
-        """A flush waits: send what is pending without waiting to fill a call."""
         self.replay: deque[Item] = deque()
         self.claim: Claim | None = None
         self._claim_left = 0
@@ -247,7 +242,7 @@ class Route:
             replaying = any(c.claim is not None for c in self.inflight)
             use_replay = bool(self.replay) and (down or not self.pending) and not replaying
             source = self.replay if use_replay else self.pending
-            if not source or (not use_replay and not down and self._lingering(now)):
+            if not source:
                 return None
             limit = (1 if self.sink.limits.codec else REPLAY_CALL_BYTES) if use_replay else None
             items = next(calls(source, self.sink.limits, limit))
@@ -259,20 +254,7 @@ class Route:
             self.inflight.append(call)
             if self.pending or self.replay:
                 self.wake.set()  # another sender may take the next call meanwhile
-            if not use_replay and not self.pending:
-                self.hurry = False
         return call
-
-    def _lingering(self, now: float) -> bool:
-        """Whether fresh items wait for more to fill a call: every call costs a request's CPU
-        and round trip, so calls are sent full, or ``linger`` seconds after their first item
-        was queued, or at once when a flush waits."""
-        limits = self.sink.limits
-        if self.hurry or not limits.pack_lines or len(self.pending) >= limits.max_items_per_call:
-            return False
-        if self.pending_bytes >= limits.max_call_bytes * 3 // 4:
-            return False
-        return now - self.pending[0].born < self.linger
 
     def send(self, items: Sequence[Item]) -> Sequence[int]:
         """One ``sink.send``; returns the indices of the items that failed. An error retrying
@@ -337,9 +319,7 @@ class Route:
     # ---- flush and shutdown --------------------------------------------------------------------
 
     def probe_now(self) -> None:
-        """A flush is waiting: try a failing sink again at once, not after the backoff, and send
-        what is pending without waiting to fill a call."""
-        self.hurry = True
+        """A flush is waiting: try a failing sink again at once, not after the backoff."""
         self.health.probe_now()
         self.wake.set()
 
