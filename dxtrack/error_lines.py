@@ -32,9 +32,8 @@ class ErrorLines:
     """Writes the lines of error events of one configuration."""
 
     def __init__(
-        self, common: Mapping[str, str], defaults: dict[str, Any], max_line_bytes: int
+        self, json: Mapping[str, bytes], defaults: dict[str, Any], max_line_bytes: int
     ) -> None:
-        json = {key: orjson.dumps(value) for key, value in common.items()}
         self._head = b'{"context":%s,"exception":' % json["context"]
         self._host = b',"host":%s,"metadata":' % json["host"]
         self._ids = b',"producer_id":%s,"run_id":%s,"seq":' % (json["producer_id"], json["run_id"])

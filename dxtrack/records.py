@@ -148,10 +148,14 @@ class RecordBuilder:
             raise failures[0]
         return lines[0]
 
+    def common_json(self) -> dict[str, bytes]:
+        """The JSON of each field every record of this configuration has."""
+        return {key: orjson.dumps(value) for key, value in self._common.items()}
+
     def template(self) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         """A metric line's JSON around its metadata, name, seq, timestamp and value, for the
         compiled writer (``_build.MetricWriter``): the record's keys are fixed and sorted."""
-        common = {key: orjson.dumps(value) for key, value in self._common.items()}
+        common = self.common_json()
         return (
             b'{"context":%s,"host":%s,"metadata":' % (common["context"], common["host"]),
             b',"metric_name":',
@@ -173,7 +177,7 @@ class RecordBuilder:
     def make_writer(self) -> Any:
         """A new compiled writer of this builder's metric lines; from then on ``build`` writes
         errors from a template too."""
-        self._error_lines = ErrorLines(self._common, self._defaults, self._max_line_bytes)
+        self._error_lines = ErrorLines(self.common_json(), self._defaults, self._max_line_bytes)
         return _build.MetricWriter(
             parts=self.template(),
             defaults=self._defaults,

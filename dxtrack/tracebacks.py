@@ -188,13 +188,10 @@ def describe(name: str, text: str, trace: Trace) -> tuple[str, str]:
     for chained_name, chained_text, chained_frames, link in links:
         parts.append(_block(chained_name, chained_text, chained_frames))
         parts.append(_CAUSE if link == "cause" else _CONTEXT)
-    frame_list, frames_text, fingerprints = _cached(own)
-    parts.append(frames_text)
+    entry = _cached(own)
+    parts.append(entry[1])
     parts.append(f"{name}: {text}\n" if text else f"{name}\n")
-    found = fingerprints.get(name)
-    if found is None:
-        found = fingerprints[name] = _fingerprint(name, frame_list)
-    return "".join(parts), found
+    return "".join(parts), _known_fingerprint(name, entry)
 
 
 def format(name: str, text: str, trace: Trace) -> str:
@@ -207,7 +204,17 @@ def fingerprint(name: str, trace: Trace | None) -> str:
 
     Line numbers are left out, so that an edit elsewhere in a file does not split a group.
     """
-    return describe(name, "", trace if trace is not None else ())[1]
+    own = trace.frames if isinstance(trace, Chained) else trace or ()
+    return _known_fingerprint(name, _cached(own))
+
+
+def _known_fingerprint(name: str, entry: tuple[Frames, str, dict[str, str]]) -> str:
+    """The fingerprint of ``name`` with the frames of a cache entry, made once."""
+    frame_list, _, fingerprints = entry
+    found = fingerprints.get(name)
+    if found is None:
+        found = fingerprints[name] = _fingerprint(name, frame_list)
+    return found
 
 
 def _fingerprint(name: str, frame_list: Frames) -> str:
