@@ -17,29 +17,35 @@ import sys
 from typing import Any
 
 from dxtrack.api import (
+    capture_errors,
     configure,
     error,
     errors,
     flush,
     flush_after,
     flush_metrics_buffer,
+    lambda_handler,
     metric,
     shutdown,
     stats,
+    timer,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "capture_errors",
     "configure",
     "error",
     "errors",
     "flush",
     "flush_after",
     "flush_metrics_buffer",
+    "lambda_handler",
     "metric",
     "shutdown",
     "stats",
+    "timer",
 ]
 
 _READ_BACK = ("context", "stage", "run_id", "default_metadata")

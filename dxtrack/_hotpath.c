@@ -35,6 +35,7 @@ typedef struct {
 } Entry;
 
 static PyObject *str_metric_name, *str_value, *str_metadata, *str_timestamp;
+static PyObject *str_recorded; /* capture.RECORDED_ATTRIBUTE, set on each recorded exception */
 
 static PyObject *
 call_fallback(Entry *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
@@ -316,10 +317,14 @@ error_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObj
     }
     PyObject *exc_type = (PyObject *)Py_TYPE(exc);
     Py_INCREF(exc_type);
-    Py_DECREF(exc);
     if (!append_event(self, time, exc_type, text, trace, metadata)) {
+        Py_DECREF(exc);
         return call_fallback(self, args, nargsf, kwnames);
     }
+    if (PyObject_SetAttr(exc, str_recorded, Py_True) < 0) {
+        PyErr_Clear();  /* an exception that takes no attributes stays unmarked */
+    }
+    Py_DECREF(exc);
     Py_RETURN_NONE;
 }
 
@@ -504,7 +509,8 @@ PyInit__hotpath(void)
     str_value = PyUnicode_InternFromString("value");
     str_metadata = PyUnicode_InternFromString("metadata");
     str_timestamp = PyUnicode_InternFromString("timestamp");
-    if (!str_metric_name || !str_value || !str_metadata || !str_timestamp) {
+    str_recorded = PyUnicode_InternFromString("__dxtrack_recorded__");
+    if (!str_metric_name || !str_value || !str_metadata || !str_timestamp || !str_recorded) {
         return NULL;
     }
     names_metric[0] = str_metric_name;

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import functools
+import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from dxtrack import process_hooks
+from dxtrack import capture, process_hooks
 from dxtrack.client import Client
+from dxtrack.helpers import CaptureErrors, Timer
+from dxtrack.integrations import aws_lambda
 
 if TYPE_CHECKING:
+    from dxtrack.config import Config
     from dxtrack.wiring import SinkFactory
 
 _client = Client()
@@ -67,8 +70,15 @@ def configure(
         use_async_requests,
         **more,
     )
+    _start(config)
+
+
+def _start(config: Config) -> None:
+    from dxtrack.integrations import installation
+
     _client.configure(config, _sink_override)
     process_hooks.install(_client, config)
+    installation.install(_client, config)
 
 
 error = _client.error_entry
@@ -76,8 +86,38 @@ errors = _client.errors
 metric = _client.metric_entry
 flush_metrics_buffer = _client.flush_metrics_buffer
 flush = _client.flush
-shutdown = _client.close
 stats = _client.stats
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Deliver within ``timeout`` (default ``exit_timeout``), spool the rest, stop tracking, and
+    remove the integrations (restoring the hooks they replaced).
+
+    Returns:
+        True when everything was delivered.
+    """
+    from dxtrack.integrations import installation
+
+    installation.uninstall()
+    return _client.close(timeout)
+
+
+def capture_errors(metadata: Mapping[str, Any] | None = None) -> CaptureErrors:
+    """A decorator and context manager that records an exception escaping it, then re-raises.
+
+    Raises:
+        ValueError: ``metadata`` is not a dict.
+    """
+    return CaptureErrors(_client, metadata)
+
+
+def timer(metric_name: str, metadata: Mapping[str, Any] | None = None) -> Timer:
+    """A decorator and context manager that records the seconds it took as ``metric_name``.
+
+    Raises:
+        ValueError: ``metric_name`` is not a non-empty string, or ``metadata`` is not a dict.
+    """
+    return Timer(_client, metric_name, metadata)
 
 
 def flush_after(handler: F) -> F:
@@ -87,31 +127,27 @@ def flush_after(handler: F) -> F:
     The flush waits at most ``exit_timeout`` seconds, and never past the invocation's deadline
     (less half a second) when the handler gets Lambda's context object.
     """
-
-    @functools.wraps(handler)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return handler(*args, **kwargs)
-        finally:
-            _client.flush(_lambda_flush_timeout(args))
-
-    return cast(F, wrapper)
+    return aws_lambda.flush_after(_client, handler)
 
 
-def _lambda_flush_timeout(args: Sequence[Any]) -> float | None:
-    config = _client.config
-    timeout = config.exit_timeout if config is not None else None
-    context = args[1] if len(args) > 1 else None
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if callable(remaining):
-        try:
-            left = max(float(remaining()) / 1000 - 0.5, 0.0)
-        except (TypeError, ValueError):
-            return timeout
-        return left if timeout is None else min(timeout, left)
-    return timeout
+def lambda_handler(handler: F) -> F:
+    """Decorate an AWS Lambda handler: as ``flush_after``, and it also records an exception
+    escaping the handler (then re-raises) and adds ``aws_request_id``, ``function_name`` and
+    ``cold_start`` to the metadata of the records tracked during the invocation."""
+    return aws_lambda.lambda_handler(_client, handler)
 
 
 def current_client() -> Client:
     """The process's client, whose bound methods the functions above are."""
     return _client
+
+
+def _record_crash(exc: BaseException) -> None:
+    if capture.is_error(exc) and not capture.recorded(exc):
+        _client.record(capture.exception_event(exc, capture.EXCEPTHOOK, False))
+
+
+if "multiprocessing.util" in sys.modules:  # maybe a worker of a configured parent
+    from dxtrack.integrations import workers
+
+    workers.adopt(_start, lambda: _client.config is not None, _record_crash)

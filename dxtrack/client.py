@@ -14,7 +14,7 @@ from time import monotonic as _monotonic
 from time import time as _now
 from typing import TYPE_CHECKING, Any
 
-from dxtrack import tracebacks
+from dxtrack import capture, tracebacks
 from dxtrack.arguments import ErrorFunction, MetricFunction, checked_metadata, checked_value
 from dxtrack.counters import Counters
 from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
@@ -68,6 +68,7 @@ class Client:
         replaced: a thread in the middle of a tracking call may still append to one."""
         self._lock = threading.RLock()
         self._warned = False
+        self._scope: dict[str, Any] | None = None
         self._compiled: tuple[_hotpath.Entry, _hotpath.Entry] | None = None
         self.metric_entry: MetricFunction = self.metric
         self.error_entry: ErrorFunction = self.error
@@ -131,7 +132,7 @@ class Client:
         self._fast_limit = 0
         self._error_buffer: Any = ()
         self._error_limit = 0
-        if pipeline is not None and self.config is not None:
+        if pipeline is not None and self.config is not None and not self._scope:
             if not pipeline.has_inline:
                 self._error_buffer, self._error_limit = pipeline.buffer, pipeline.max_slots
             if self._held is not None:
@@ -195,6 +196,8 @@ class Client:
 
     def _metric_slow(self, event: Event) -> None:
         pipeline = self._pipeline
+        if self._scope:
+            event = (*event[:4], capture.with_scope(event[4], self._scope), event[5])
         if pipeline is None:
             self._not_configured()
         elif self._held is not None:
@@ -232,7 +235,9 @@ class Client:
         elif self._pipeline is None:
             self._not_configured()
         else:
+            metadata = capture.with_scope(metadata, self._scope)
             self._pipeline.capture((ERROR, _now(), exc_type, text, trace, metadata))
+        capture.mark(exc_value)
 
     def _error_outside_except(self, metadata: dict[str, Any] | None) -> None:
         pipeline = self._pipeline
@@ -245,6 +250,7 @@ class Client:
             "dxtrack.error() was called outside an except block; the record has "
             "no exception. Use dxtrack.errors([exc]) to record an exception object.",
         )
+        metadata = capture.with_scope(metadata, self._scope)
         pipeline.capture((ERROR, _now(), None, None, None, metadata))
 
     def errors(
@@ -268,22 +274,27 @@ class Client:
         if pipeline is None:
             self._not_configured()
             return
-        now = _now()
-        events = [
-            (
-                ERROR,
-                now,
-                type(exc),
-                tracebacks.safe_str(exc),
-                tracebacks.capture(exc, exc.__traceback__)
-                if isinstance(exc, BaseException)
-                else None,
-                metadata,
-            )
-            for exc in exceptions
-        ]
+        events = capture.exception_events(exceptions, capture.with_scope(metadata, self._scope))
         if events:
             pipeline.capture_many(events)
+
+    def record(self, event: Event) -> None:
+        """Record an event that dxtrack captured by itself (never raises)."""
+        pipeline = self._pipeline
+        if pipeline is None:
+            return
+        try:
+            if self._scope:
+                event = (*event[:5], capture.with_scope(event[5], self._scope))
+            pipeline.capture(event)
+        except Exception as exc:  # a hook must never break the host
+            logger.error("dxtrack: could not record an error: %r", exc)
+
+    def set_scope(self, scope: dict[str, Any] | None) -> None:
+        """Merge ``scope`` under the metadata of every call until it is set to None (one
+        Lambda invocation at a time). Calls take the Python path meanwhile."""
+        self._scope = scope or None
+        self._set_fast_path()
 
     def flush_metrics_buffer(self) -> None:
         """Hand every metric held by ``buffer_metrics=True`` on for delivery."""
@@ -359,16 +370,6 @@ class Client:
         except Exception as exc:  # closing must never break the host's exit
             logger.error("dxtrack: error while shutting down: %r", exc)
             return False
-        counts = shipper.stats.snapshot()
-        if counts["spooled"] or counts["dropped"]:
-            logger.warning(
-                "dxtrack: %d record(s) delivered, %d spooled to disk for the next start, "
-                "%d dropped %s",
-                counts["delivered"],
-                counts["spooled"],
-                counts["dropped"],
-                {k: v for k, v in counts.items() if k.startswith("dropped.")},
-            )
         return delivered
 
     def stats(self) -> dict[str, int]:

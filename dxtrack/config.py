@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ class Config:
     max_spool_bytes: int = 1 << 30
     handle_sigterm: bool = True
     compression: str = "none"
+    capture_unhandled: bool = True
+    capture_log_level: int | None = logging.ERROR
 
     @property
     def ships_to_papertrail(self) -> bool:
@@ -129,6 +132,42 @@ def _parse_metadata(name: str, raw: str) -> dict[str, Any]:
     return parsed
 
 
+class Unset:
+    """The default of an option for which None means something (off)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = Unset()
+
+
+def log_level(name: str, value: object) -> int | None:
+    """A logging level from a name (``"ERROR"``) or a number; None (or ``"none"``/``"off"``
+    in an environment variable) for off."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("none", "off"):
+            return None
+        if text.isdigit():
+            value = int(text)
+        else:
+            number = logging.getLevelName(text.upper())
+            if not isinstance(number, int):
+                raise ValueError(
+                    f"{name} must be a logging level name (ERROR, WARNING...), a number or "
+                    f"None; got {value!r}"
+                )
+            return number
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(
+            f"{name} must be a logging level name, a positive number or None; got {value!r}"
+        )
+    return value
+
+
 def _parse_hostport(name: str, value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -165,6 +204,8 @@ def build_config(
     max_spool_bytes: int | None = None,
     handle_sigterm: bool | None = None,
     compression: str | None = None,
+    capture_unhandled: bool | None = None,
+    capture_log_level: int | str | Unset | None = UNSET,
 ) -> Config:
     """Validate the arguments of ``configure()`` and fill in the rest from the environment."""
     context = context if context is not None else _env_str(env.DXTRACK_CONTEXT)
@@ -243,6 +284,17 @@ def build_config(
         raise ValueError(f"compression must be a string, got {type(codec).__name__}")
     find_codec(codec)  # ValueError: unknown, or zstd without the zstandard package
 
+    unhandled = _require_bool(
+        "capture_unhandled",
+        _pick(capture_unhandled, env.DXTRACK_CAPTURE_UNHANDLED, _parse_bool, True),
+    )
+    if isinstance(capture_log_level, Unset):
+        raw_level = _env_str(env.DXTRACK_CAPTURE_LOG_LEVEL)
+        name = env.DXTRACK_CAPTURE_LOG_LEVEL
+        level = log_level(name, raw_level) if raw_level is not None else logging.ERROR
+    else:
+        level = log_level("capture_log_level", capture_log_level)
+
     error_stream = error_stream or _env_str(env.DXTRACK_ERROR_STREAM)
     metric_stream = metric_stream or _env_str(env.DXTRACK_METRIC_STREAM)
     _require_str("error_stream", error_stream, optional=True)
@@ -265,6 +317,8 @@ def build_config(
         use_async_requests=use_async,
         handle_sigterm=sigterm,
         compression=codec,
+        capture_unhandled=unhandled,
+        capture_log_level=level,
         papertrail_transport=transport,
         papertrail_ca_file=os.fspath(ca_file) if ca_file is not None else None,
         papertrail_token=token,

@@ -91,6 +91,14 @@ DXTRACK_COMPRESSION = "DXTRACK_COMPRESSION"
 """``compression``: ``none`` (default), ``gzip`` or ``zstd`` (with ``dxtrack[zstd]``). Each
 Firehose record is then one gzip member or zstd frame of whole JSON lines."""
 
+DXTRACK_CAPTURE_UNHANDLED = "DXTRACK_CAPTURE_UNHANDLED"
+"""``capture_unhandled``: a boolean. Records unhandled exceptions (``sys.excepthook``,
+``threading.excepthook``, asyncio, multiprocessing workers). Default true."""
+
+DXTRACK_CAPTURE_LOG_LEVEL = "DXTRACK_CAPTURE_LOG_LEVEL"
+"""``capture_log_level``: log records at or above this level become error records. A level name
+(``ERROR``, ``WARNING``...) or number; ``none`` or ``off`` turns it off. Default ``ERROR``."""
+
 DXTRACK_PURE_PYTHON = "DXTRACK_PURE_PYTHON"
 """Set to ``1`` (before ``import dxtrack``) to leave the compiled fast path of ``metric()`` and
 ``error()`` unused. Not a ``configure()`` option: for comparing and debugging the two paths."""

@@ -16,6 +16,7 @@ import orjson
 from xxhash import xxh3_128_hexdigest
 
 from dxtrack import jsonsafe, tracebacks
+from dxtrack.capture import ERROR_CALL
 from dxtrack.events import Event
 
 MAX_KEPT: Final = 1_024
@@ -35,7 +36,7 @@ class ErrorLines:
         self, json: Mapping[str, bytes], defaults: dict[str, Any], max_line_bytes: int
     ) -> None:
         self._head = b'{"context":%s,"exception":' % json["context"]
-        self._host = b',"host":%s,"metadata":' % json["host"]
+        self._host = b',"host":%s,"log":null,"metadata":' % json["host"]
         self._ids = b',"producer_id":%s,"run_id":%s,"seq":' % (json["producer_id"], json["run_id"])
         self._stage = b',"stage":%s,"timestamp":' % json["stage"]
         self._defaults = defaults
@@ -72,7 +73,15 @@ class ErrorLines:
         if found is None or not tracebacks.same_frames(found[0], trace):
             name = tracebacks.type_name(exc_type)
             printed, fingerprint = tracebacks.describe(name, text, trace)
-            exception = orjson.dumps({"traceback": printed, "type": name, "value": text})
+            exception = orjson.dumps(
+                {
+                    "handled": True,
+                    "mechanism": ERROR_CALL,
+                    "traceback": printed,
+                    "type": name,
+                    "value": text,
+                }
+            )
             if len(self._kept) >= MAX_KEPT:
                 self._kept.clear()
             found = (trace, b'%s,"fingerprint":%s' % (exception, orjson.dumps(fingerprint)))

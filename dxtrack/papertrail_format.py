@@ -42,7 +42,12 @@ def default_format(record: Mapping[str, Any]) -> str:
     """The text of one record: type, value, metadata and traceback, or ``name=value``."""
     exception = record.get("exception")
     if isinstance(exception, Mapping):
-        head = f"{exception.get('type')}: {exception.get('value')} | {_metadata_text(record)}"
+        log = record.get("log")
+        if isinstance(log, Mapping) and exception.get("type") is None:
+            head = f"{log.get('logger')} {log.get('level')}: {log.get('message')}"
+        else:
+            head = f"{exception.get('type')}: {exception.get('value')}"
+        head = f"{head} | {_metadata_text(record)}"
         traceback = exception.get("traceback")
         return f"{head} | {traceback.rstrip()}" if traceback else head
     return f"{record.get('metric_name')}={record.get('value')} | {_metadata_text(record)}"

@@ -60,7 +60,7 @@ def install(client: Client, config: Config) -> None:
     with _lock:
         if not _installed:
             _installed = True
-            atexit.register(client.close)
+            atexit.register(_at_exit, client)
             os.register_at_fork(
                 before=lambda: _before_fork(client),
                 after_in_parent=lambda: _after_fork_in_parent(client),
@@ -73,6 +73,16 @@ def install(client: Client, config: Config) -> None:
                 _close_at_multiprocessing_exit(client)
     if config.handle_sigterm:
         _handle_sigterm(client)
+
+
+def _at_exit(client: Client) -> None:
+    from dxtrack.integrations import installation
+
+    try:
+        installation.before_exit()
+    except Exception as exc:  # closing must never break the host's exit
+        logger.error("dxtrack: error before exit: %r", exc)
+    client.close()
 
 
 def _before_fork(client: Client) -> None:

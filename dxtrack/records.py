@@ -13,9 +13,10 @@ from datetime import datetime, timezone
 from typing import Any, Final
 
 import orjson
-from xxhash import xxh3_128_hexdigest
+from xxhash import xxh3_64_hexdigest, xxh3_128_hexdigest
 
 from dxtrack import jsonsafe, tracebacks
+from dxtrack.capture import ERROR_CALL, Captured
 from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
 from dxtrack.error_lines import ErrorLines
 from dxtrack.events import ERROR, METRIC, Event
@@ -30,6 +31,13 @@ MAX_LINE_BYTES: Final = 1_000 * 1024 - 4096
 what gzip or zstd add to data that does not compress."""
 
 _SHORTEN_STEPS: Final = (65_536, 8_192, 1_024, 128)
+LOG_FIELDS: Final = ("level", "logger", "message")
+"""What an error record captured from ``logging`` says in ``log``."""
+
+
+def log_fingerprint(log: dict[str, str]) -> str:
+    """Groups log messages without an exception: the logger and the message's template."""
+    return xxh3_64_hexdigest(f"{log['logger']}\n{log['template']}".encode("utf-8", "replace"))
 
 
 def unix_time(value: datetime) -> float:
@@ -75,23 +83,27 @@ class RecordBuilder:
         """The record of an error event as a dict, without its ``id`` (metrics are built inline,
         in ``build_many``)."""
         _, now, exc_type, text, trace, metadata = event
+        handled, mechanism, log = True, ERROR_CALL, None
+        if trace.__class__ is Captured:
+            handled, mechanism, log, trace = trace.handled, trace.mechanism, trace.log, trace.trace
         record = {
             **self._common,
+            "log": None,
             "metadata": self._metadata(metadata),
             "seq": seq,
             "timestamp": now,
         }
+        exception: dict[str, Any] = {"handled": handled, "mechanism": mechanism}
+        record["exception"] = exception
+        if log is not None:
+            record["log"] = {key: log[key] for key in LOG_FIELDS}
         if exc_type is None:
-            record["exception"] = {"type": None, "value": None, "traceback": None}
-            record["fingerprint"] = None
+            exception.update(type=None, value=None, traceback=None)
+            record["fingerprint"] = None if log is None else log_fingerprint(log)
             return record
         name = tracebacks.type_name(exc_type)
         printed, fingerprint = tracebacks.describe(name, text, trace if trace is not None else ())
-        record["exception"] = {
-            "type": name,
-            "value": text,
-            "traceback": printed if trace is not None else None,
-        }
+        exception.update(type=name, value=text, traceback=printed if trace is not None else None)
         record["fingerprint"] = fingerprint
         return record
 

@@ -74,7 +74,10 @@ def moto_server() -> Iterator[str]:
 
     from tests.aws import REGION
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # moto's server runs in this process, and werkzeug logs each failure a test makes it give
+    # at ERROR: dxtrack would record those as errors (capture_log_level), as it should in a
+    # real host. The tests' own server stays quiet instead.
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -4,6 +4,7 @@ queries over stage-test files and over what landed in S3."""
 from __future__ import annotations
 
 import gzip
+import logging
 import statistics
 import subprocess
 import sys
@@ -35,8 +36,20 @@ def test_template_passes_cfn_lint() -> None:
 
 
 SCALARS = {
-    "glue": {"string": "string", "number": "double", "integer": "bigint", "object": "string"},
-    "duckdb": {"string": "VARCHAR", "number": "DOUBLE", "integer": "BIGINT", "object": "JSON"},
+    "glue": {
+        "string": "string",
+        "number": "double",
+        "integer": "bigint",
+        "boolean": "boolean",
+        "object": "string",
+    },
+    "duckdb": {
+        "string": "VARCHAR",
+        "number": "DOUBLE",
+        "integer": "BIGINT",
+        "boolean": "BOOLEAN",
+        "object": "JSON",
+    },
 }
 """JSON Schema type -> column type; an object without properties (metadata) is JSON text."""
 
@@ -107,7 +120,8 @@ def test_producer_policy_only_puts_records_on_the_two_streams() -> None:
 
 
 def record_jobs() -> None:
-    """Known errors and metrics: two error types over three calls, two metrics."""
+    """Known errors and metrics: three error types over four calls and a logged error, two
+    metrics."""
     for i in range(3):
         try:
             if i < 2:
@@ -115,6 +129,8 @@ def record_jobs() -> None:
             raise KeyError("missing")
         except (ValueError, KeyError):
             dxtrack.error(metadata={"shop": f"s{i}"})
+    dxtrack.errors([RuntimeError("never raised")])
+    logging.getLogger("jobs").error("shop %s is down", "s3")  # captured: a log record
     for i in range(1, 101):
         dxtrack.metric("rows.parsed", i, metadata={"shop": "s1"})
     for value in (0.5, 1.5):
@@ -136,6 +152,14 @@ def check_queries(
     by_fp = con.sql((QUERIES / "duckdb" / "errors_per_day_by_fingerprint.sql").read_text())
     expected_fp = Counter((day(e), e["fingerprint"]) for e in errors)
     assert {(d, f): n for d, f, _t, _v, n in by_fp.fetchall()} == dict(expected_fp)
+
+    by_mechanism = con.sql((QUERIES / "duckdb" / "unhandled_errors_per_day.sql").read_text())
+    expected_mechanisms = Counter(
+        (day(e), e["exception"]["handled"], e["exception"]["mechanism"]) for e in errors
+    )
+    assert {(d, h, m): n for d, h, m, n, _runs in by_mechanism.fetchall()} == dict(
+        expected_mechanisms
+    )
 
     rows = con.sql((QUERIES / "duckdb" / "metric_percentiles.sql").read_text()).fetchall()
     by_name: dict[str, list[float]] = {}
@@ -203,6 +227,6 @@ def test_template_deploys_and_sdk_records_land_under_its_prefixes(
         target.write_bytes(body)
     errors = [r for f in (lake / "error").glob("*.jsonl") for r in read_jsonl(f)]
     metrics = [r for f in (lake / "metric").glob("*.jsonl") for r in read_jsonl(f)]
-    assert len(errors) == 3 and len(metrics) == 102
+    assert len(errors) == 5 and len(metrics) == 102
     con = connect(f"'{lake}/error/*.jsonl'", f"'{lake}/metric/*.jsonl'")
     check_queries(con, errors, metrics)

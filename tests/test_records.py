@@ -239,7 +239,14 @@ def test_error_outside_except_records_nulls_and_does_not_raise() -> None:
     dxtrack.configure(context="c", stage="test")
     dxtrack.error(metadata={"where": "nowhere"})
     (record,) = errors()
-    assert record["exception"] == {"type": None, "value": None, "traceback": None}
+    assert record["exception"] == {
+        "type": None,
+        "value": None,
+        "traceback": None,
+        "handled": True,
+        "mechanism": "error",
+    }
+    assert record["fingerprint"] is None and record["log"] is None
 
 
 def test_metadata_is_a_snapshot_at_call_time() -> None:

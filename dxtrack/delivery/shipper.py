@@ -26,7 +26,7 @@ from dxtrack.delivery.buffers import Buffers, Orphan
 from dxtrack.delivery.intake import Intake, lines_for
 from dxtrack.delivery.route import Route
 from dxtrack.events import EVENT_WIDTH
-from dxtrack.log import LogOnce
+from dxtrack.log import LogOnce, logger
 from dxtrack.records import RecordBuilder
 
 DRAIN_CHUNK: Final = 20_000
@@ -164,7 +164,21 @@ class Shipper(Intake):
                 last = route.senders_running == 0
             if last:
                 close_route(route)  # else its last sender does, once out of its last call
+        self._report()
         return delivered
+
+    def _report(self) -> None:
+        """Say at the end what was not delivered."""
+        counts = self.stats.snapshot()
+        if counts["spooled"] or counts["dropped"]:
+            logger.warning(
+                "dxtrack: %d record(s) delivered, %d spooled to disk for the next start, "
+                "%d dropped %s",
+                counts["delivered"],
+                counts["spooled"],
+                counts["dropped"],
+                {k: v for k, v in counts.items() if k.startswith("dropped.")},
+            )
 
     # ---- fork ----------------------------------------------------------------------------------
 

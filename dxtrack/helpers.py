@@ -1,0 +1,106 @@
+"""``capture_errors`` and ``timer``: decorators and context managers around a block of code."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from dxtrack import capture
+from dxtrack.arguments import checked_metadata
+
+if TYPE_CHECKING:
+    from dxtrack.client import Client
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Block:
+    """A context manager that also decorates functions (sync or ``async``), entering a fresh
+    copy of itself for each call."""
+
+    def _enter(self) -> Any:
+        raise NotImplementedError
+
+    def _exit(self, entered: Any, exc: BaseException | None) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> None:
+        self._entered = self._enter()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._exit(self._entered, exc)
+
+    def __call__(self, function: F) -> F:
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                entered = self._enter()
+                try:
+                    result = await function(*args, **kwargs)
+                except BaseException as exc:
+                    self._exit(entered, exc)
+                    raise
+                self._exit(entered, None)
+                return result
+
+            return cast(F, run_async)
+
+        @functools.wraps(function)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            entered = self._enter()
+            try:
+                result = function(*args, **kwargs)
+            except BaseException as exc:
+                self._exit(entered, exc)
+                raise
+            self._exit(entered, None)
+            return result
+
+        return cast(F, run)
+
+
+class CaptureErrors(_Block):
+    """Records an exception escaping the block (mechanism ``decorator``), then lets it go on."""
+
+    def __init__(self, client: Client, metadata: Mapping[str, Any] | None) -> None:
+        self._client = client
+        self._metadata = checked_metadata(metadata) if metadata is not None else None
+
+    def _enter(self) -> None:
+        return None
+
+    def _exit(self, entered: Any, exc: BaseException | None) -> None:
+        if exc is not None and capture.is_error(exc) and not capture.recorded(exc):
+            event = capture.exception_event(exc, capture.DECORATOR, False, self._metadata)
+            self._client.record(event)
+
+
+class Timer(_Block):
+    """Records the seconds the block took (monotonic clock) as a metric, whether or not it
+    raised."""
+
+    def __init__(self, client: Client, metric_name: str, metadata: Mapping[str, Any] | None):
+        if not isinstance(metric_name, str) or not metric_name:
+            raise ValueError(f"metric_name must be a non-empty string, got {metric_name!r}")
+        self._client = client
+        self._name = metric_name
+        self._metadata = checked_metadata(metadata) if metadata is not None else None
+
+    def _enter(self) -> float:
+        return time.monotonic()
+
+    def _exit(self, entered: Any, exc: BaseException | None) -> None:
+        elapsed = time.monotonic() - entered
+        with contextlib.suppress(Exception):  # never raise into the host from here
+            self._client.metric_entry(self._name, elapsed, self._metadata)

@@ -1,0 +1,54 @@
+"""Unhandled exceptions: ``sys.excepthook`` and ``threading.excepthook``.
+
+Each hook records the exception (unless dxtrack recorded it already), then calls the hook that
+was there before, so the usual traceback still prints and the exit status is unchanged.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from dxtrack import capture
+from dxtrack.integrations.patches import Patch
+
+if TYPE_CHECKING:
+    from dxtrack.client import Client
+
+
+def _record(client: Client, exc: BaseException | None, mechanism: str) -> None:
+    try:
+        if exc is not None and capture.is_error(exc) and not capture.recorded(exc):
+            client.record(capture.exception_event(exc, mechanism, handled=False))
+    except Exception:  # a hook must never break the host
+        pass
+
+
+def sys_hook(client: Client) -> Patch:
+    """The patch of ``sys.excepthook``."""
+
+    def excepthook(
+        exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> Any:
+        if exc is not None and exc.__traceback__ is None and tb is not None:
+            exc = exc.with_traceback(tb)
+        if patch.active:
+            _record(client, exc, capture.EXCEPTHOOK)
+        return patch.previous(exc_type, exc, tb)
+
+    patch = Patch(sys, "excepthook", excepthook)
+    return patch
+
+
+def threading_hook(client: Client) -> Patch:
+    """The patch of ``threading.excepthook``."""
+
+    def excepthook(args: Any) -> Any:
+        if patch.active:
+            _record(client, args.exc_value, capture.THREADING)
+        return patch.previous(args)
+
+    patch = Patch(threading, "excepthook", excepthook)
+    return patch

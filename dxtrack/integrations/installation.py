@@ -1,0 +1,82 @@
+"""Putting the integrations in place for a configuration, and taking them away again.
+
+- ``capture_unhandled``: ``sys.excepthook``, ``threading.excepthook``, asyncio's exception
+  handler, and a crash of a multiprocessing worker;
+- ``capture_log_level``: log records at or above that level;
+- workers started by a configured parent track by themselves.
+
+``install`` puts them in place for a configuration, replacing those of the previous one;
+``uninstall`` (at ``shutdown()``) restores what was there before. Each chains to what it replaced.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from typing import TYPE_CHECKING, Protocol
+
+from dxtrack.integrations import workers
+from dxtrack.integrations.asyncio_tasks import AsyncioHook
+from dxtrack.integrations.excepthooks import sys_hook, threading_hook
+from dxtrack.integrations.logging_capture import logging_hook
+from dxtrack.log import logger
+
+if TYPE_CHECKING:
+    from dxtrack.client import Client
+    from dxtrack.config import Config
+
+
+class _Removable(Protocol):
+    def remove(self) -> None: ...
+
+
+_lock = threading.Lock()
+_installed: list[_Removable] = []
+_settings: tuple[object, ...] = ()
+
+
+def install(client: Client, config: Config) -> None:
+    """Put the integrations ``config`` asks for in place (and remove those it does not)."""
+    global _settings
+    settings = (client, config.capture_unhandled, config.capture_log_level)
+    with _lock:
+        if settings == _settings and _installed:  # a reconfiguration: the hooks stay
+            workers.share(config)
+            return
+        _remove_all()
+        _settings = settings
+        try:
+            if config.capture_unhandled:
+                _installed.extend((sys_hook(client), threading_hook(client), AsyncioHook(client)))
+            if config.capture_log_level is not None:
+                _installed.append(logging_hook(client, config.capture_log_level))
+            workers.share(config)
+        except Exception as exc:  # tracking goes on without them
+            logger.error("dxtrack: could not install the integrations: %r", exc)
+
+
+def uninstall() -> None:
+    """Remove every integration, restoring what each replaced."""
+    with _lock:
+        _remove_all()
+        try:
+            workers.share(None)
+        except Exception as exc:
+            logger.error("dxtrack: could not remove the integrations: %r", exc)
+
+
+def _remove_all() -> None:
+    global _settings
+    _settings = ()
+    while _installed:
+        try:
+            _installed.pop().remove()
+        except Exception as exc:
+            logger.error("dxtrack: could not remove an integration: %r", exc)
+
+
+def before_exit() -> None:
+    """Collect garbage once before the last delivery: an asyncio task whose exception was never
+    retrieved reports it only when it is collected, often in a reference cycle."""
+    if any(isinstance(item, AsyncioHook) and item.patch is not None for item in _installed):
+        gc.collect()

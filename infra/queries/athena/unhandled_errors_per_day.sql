@@ -1,0 +1,17 @@
+-- Athena (Trino) form of duckdb/unhandled_errors_per_day.sql. Replace dxtrack_prod with
+-- dxtrack_<stage>. The dt filter lets partition projection read only the days asked for.
+WITH errors_once AS (
+    SELECT *, row_number() OVER (PARTITION BY id ORDER BY dt) AS copy
+    FROM dxtrack_prod."error"
+    WHERE dt >= date_format(current_date - INTERVAL '30' DAY, '%Y-%m-%d')
+)
+SELECT
+    date(from_unixtime("timestamp")) AS day,
+    exception.handled AS handled,
+    exception.mechanism AS mechanism,
+    count(*) AS errors,
+    count(DISTINCT run_id) AS runs
+FROM errors_once
+WHERE copy = 1
+GROUP BY 1, 2, 3
+ORDER BY day, handled, errors DESC, mechanism;
