@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dxtrack import capture, process_hooks
+from dxtrack import process_hooks
 from dxtrack.client import Client
 from dxtrack.helpers import CaptureErrors, Timer
 from dxtrack.integrations import aws_lambda
@@ -142,12 +142,7 @@ def current_client() -> Client:
     return _client
 
 
-def _record_crash(exc: BaseException) -> None:
-    if capture.is_error(exc) and not capture.recorded(exc):
-        _client.record(capture.exception_event(exc, capture.EXCEPTHOOK, False))
-
-
-if "multiprocessing.util" in sys.modules:  # maybe a worker of a configured parent
+if "multiprocessing" in sys.modules:  # maybe a worker of a configured parent
     from dxtrack.integrations import workers
 
-    workers.adopt(_start, lambda: _client.config is not None, _record_crash)
+    workers.set_hooks(_start, lambda: _client.config is not None, _client.close)

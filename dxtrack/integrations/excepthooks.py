@@ -1,7 +1,11 @@
-"""Unhandled exceptions: ``sys.excepthook`` and ``threading.excepthook``.
+"""Unhandled exceptions: ``sys.excepthook``, ``threading.excepthook``, and a multiprocessing
+worker's ``run()``.
 
-Each hook records the exception (unless dxtrack recorded it already), then calls the hook that
-was there before, so the usual traceback still prints and the exit status is unchanged.
+Each hook records the exception (unless dxtrack recorded it already), then calls what was there
+before, so the usual traceback still prints and the exit status is unchanged. multiprocessing
+prints an exception escaping a worker's ``run()`` itself, without ``sys.excepthook``: dxtrack
+wraps each worker's ``run`` as multiprocessing starts it in the worker (forked, or configured
+from the parent's configuration), and records it as ``excepthook``.
 """
 
 from __future__ import annotations
@@ -51,4 +55,27 @@ def threading_hook(client: Client) -> Patch:
         return patch.previous(args)
 
     patch = Patch(threading, "excepthook", excepthook)
+    return patch
+
+
+def process_hook(client: Client) -> Patch:
+    """The patch of ``multiprocessing.process.BaseProcess._bootstrap``, which wraps the
+    worker's ``run`` (its own, when a subclass overrides it)."""
+    from multiprocessing import process
+
+    def bootstrap(worker: Any, *args: Any, **kwargs: Any) -> Any:
+        if patch.active:
+            run = worker.run
+
+            def run_and_record_crash() -> None:
+                try:
+                    run()
+                except Exception as exc:
+                    _record(client, exc, capture.EXCEPTHOOK)
+                    raise
+
+            worker.run = run_and_record_crash
+        return patch.previous(worker, *args, **kwargs)
+
+    patch = Patch(process.BaseProcess, "_bootstrap", bootstrap)
     return patch

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from dxtrack.integrations import workers
 from dxtrack.integrations.asyncio_tasks import AsyncioHook
-from dxtrack.integrations.excepthooks import sys_hook, threading_hook
+from dxtrack.integrations.excepthooks import process_hook, sys_hook, threading_hook
 from dxtrack.integrations.logging_capture import logging_hook
 from dxtrack.log import logger
 
@@ -47,7 +47,8 @@ def install(client: Client, config: Config) -> None:
         _settings = settings
         try:
             if config.capture_unhandled:
-                _installed.extend((sys_hook(client), threading_hook(client), AsyncioHook(client)))
+                _installed.extend((sys_hook(client), threading_hook(client), process_hook(client)))
+                _installed.append(AsyncioHook(client))
             if config.capture_log_level is not None:
                 _installed.append(logging_hook(client, config.capture_log_level))
             workers.share(config)

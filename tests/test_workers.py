@@ -1,0 +1,109 @@
+"""Workers of a configured parent track without configure() of their own, whatever the start
+method: multiprocessing.Process, Pool and ProcessPoolExecutor."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.capture_programs import run_program
+
+WORKERS = """
+import multiprocessing, os, sys
+from concurrent.futures import ProcessPoolExecutor
+{top_import}
+
+def work(i):
+    import dxtrack
+    from dxtrack import api
+    config = api.current_client().config
+    assert config is not None, "the worker is not configured"
+    assert config.aws_access_key_id == "AKIDEXAMPLE"  # explicit keys reach the worker...
+    assert "never-in-the-environment" not in str(os.environ)  # ...but not its environment
+    dxtrack.metric("worker.items", i)
+    return os.getpid()
+
+class Crashing(multiprocessing.Process):
+    def run(self):  # a subclass's own run()
+        raise RuntimeError("worker crashed")
+
+if __name__ == "__main__":
+    import dxtrack
+    dxtrack.configure(
+        context="workers",
+        stage="test",
+        run_id="run-42",
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="never-in-the-environment",
+    )
+    multiprocessing.set_start_method(os.environ["START_METHOD"])
+    context = multiprocessing.get_context()
+    process = context.Process(target=work, args=(1,))
+    process.start()
+    process.join()
+    assert process.exitcode == 0, process.exitcode
+    with context.Pool(2) as pool:
+        pool.map(work, [2, 3, 4])
+    with ProcessPoolExecutor(2, mp_context=context) as executor:
+        list(executor.map(work, [5, 6]))
+    crashing = Crashing()
+    crashing.start()
+    crashing.join()
+    print("crash exit", crashing.exitcode)
+    dxtrack.metric("parent", 0)
+"""
+
+
+@pytest.mark.parametrize("top_import", ["import dxtrack", "# dxtrack imported by work()"])
+@pytest.mark.parametrize("method", ["spawn", "forkserver", "fork"])
+def test_workers_track_into_the_parents_run(tmp_path: Path, method: str, top_import: str) -> None:
+    """Every worker's metric lands once, with the parent's context and run id and a producer
+    id of its own; a worker that crashes is recorded (excepthook, not handled) and
+    multiprocessing still prints its traceback."""
+    outcome = run_program(
+        tmp_path,
+        WORKERS.format(top_import=top_import),
+        env={"START_METHOD": method},
+        timeout=120,
+    )
+    assert outcome.returncode == 0, outcome.describe()
+    assert "crash exit 1" in outcome.stdout
+    assert "RuntimeError: worker crashed" in outcome.stderr
+    values = Counter(int(m["value"]) for m in outcome.metrics)
+    assert values == Counter(range(7)), outcome.describe()
+    assert {(m["context"], m["run_id"]) for m in outcome.metrics} == {("workers", "run-42")}
+    parent = next(m["producer_id"] for m in outcome.metrics if m["metric_name"] == "parent")
+    workers = {m["producer_id"] for m in outcome.metrics if m["metric_name"] != "parent"}
+    assert parent not in workers and len(workers) >= 2
+    (crashed,) = outcome.errors
+    assert crashed["exception"]["type"] == "RuntimeError"
+    assert crashed["run_id"] == "run-42"
+    assert (crashed["exception"]["mechanism"], crashed["exception"]["handled"]) == (
+        "excepthook",
+        False,
+    )
+
+
+def test_a_worker_started_after_shutdown_does_not_track(tmp_path: Path) -> None:
+    """shutdown() stops handing the configuration on: a later worker is left unconfigured."""
+    outcome = run_program(
+        tmp_path,
+        """
+        import multiprocessing
+        import dxtrack
+
+        def work():
+            from dxtrack import api
+            print("configured" if api.current_client().config else "unconfigured", flush=True)
+
+        if __name__ == "__main__":
+            dxtrack.configure(context="c", stage="test")
+            dxtrack.shutdown()
+            process = multiprocessing.get_context("spawn").Process(target=work)
+            process.start()
+            process.join()
+        """,
+    )
+    assert outcome.stdout == "unconfigured\n", outcome.describe()
