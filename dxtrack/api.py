@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from dxtrack import process_hooks
 from dxtrack.client import Client
-from dxtrack.helpers import CaptureErrors, Timer
-from dxtrack.integrations import aws_lambda
 
 if TYPE_CHECKING:
     from dxtrack.config import Config
+    from dxtrack.helpers import CaptureErrors, Timer
     from dxtrack.wiring import SinkFactory
 
 _client = Client()
@@ -108,6 +107,8 @@ def capture_errors(metadata: Mapping[str, Any] | None = None) -> CaptureErrors:
     Raises:
         ValueError: ``metadata`` is not a dict.
     """
+    from dxtrack.helpers import CaptureErrors
+
     return CaptureErrors(_client, metadata)
 
 
@@ -117,6 +118,8 @@ def timer(metric_name: str, metadata: Mapping[str, Any] | None = None) -> Timer:
     Raises:
         ValueError: ``metric_name`` is not a non-empty string, or ``metadata`` is not a dict.
     """
+    from dxtrack.helpers import Timer
+
     return Timer(_client, metric_name, metadata)
 
 
@@ -127,6 +130,8 @@ def flush_after(handler: F) -> F:
     The flush waits at most ``exit_timeout`` seconds, and never past the invocation's deadline
     (less half a second) when the handler gets Lambda's context object.
     """
+    from dxtrack.integrations import aws_lambda
+
     return aws_lambda.flush_after(_client, handler)
 
 
@@ -134,6 +139,8 @@ def lambda_handler(handler: F) -> F:
     """Decorate an AWS Lambda handler: as ``flush_after``, and it also records an exception
     escaping the handler (then re-raises) and adds ``aws_request_id``, ``function_name`` and
     ``cold_start`` to the metadata of the records tracked during the invocation."""
+    from dxtrack.integrations import aws_lambda
+
     return aws_lambda.lambda_handler(_client, handler)
 
 

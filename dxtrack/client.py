@@ -19,7 +19,7 @@ from dxtrack.arguments import ErrorFunction, MetricFunction, checked_metadata, c
 from dxtrack.counters import Counters
 from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
 from dxtrack.events import ERROR, EVENT_WIDTH, METRIC, Event, pop_events
-from dxtrack.log import LogOnce, logger
+from dxtrack.log import LogOnce, SdkThread, logger
 
 if TYPE_CHECKING:
     from dxtrack.config import Config
@@ -68,7 +68,8 @@ class Client:
         replaced: a thread in the middle of a tracking call may still append to one."""
         self._lock = threading.RLock()
         self._warned = False
-        self._scope: dict[str, Any] | None = None
+        self.scope: dict[str, Any] | None = None
+        """Metadata merged under every call's meanwhile (``set_scope``)."""
         self._compiled: tuple[_hotpath.Entry, _hotpath.Entry] | None = None
         self.metric_entry: MetricFunction = self.metric
         self.error_entry: ErrorFunction = self.error
@@ -114,7 +115,7 @@ class Client:
         """Close a previous configuration's shipper on a thread of its own (delivering within
         ``timeout``, spooling the rest): a signal handled on this thread meanwhile can't
         interrupt it half-way, and ``close()`` waits for it."""
-        closer = threading.Thread(
+        closer = SdkThread(
             target=self._close_shipper,
             args=(shipper, timeout, timeout),  # its threads too: a replay in flight puts back
             name="dxtrack-retire",
@@ -132,7 +133,7 @@ class Client:
         self._fast_limit = 0
         self._error_buffer: Any = ()
         self._error_limit = 0
-        if pipeline is not None and self.config is not None and not self._scope:
+        if pipeline is not None and self.config is not None and not self.scope:
             if not pipeline.has_inline:
                 self._error_buffer, self._error_limit = pipeline.buffer, pipeline.max_slots
             if self._held is not None:
@@ -196,8 +197,8 @@ class Client:
 
     def _metric_slow(self, event: Event) -> None:
         pipeline = self._pipeline
-        if self._scope:
-            event = (*event[:4], capture.with_scope(event[4], self._scope), event[5])
+        if self.scope:
+            event = (*event[:4], capture.with_scope(event[4], self.scope), event[5])
         if pipeline is None:
             self._not_configured()
         elif self._held is not None:
@@ -235,13 +236,12 @@ class Client:
         elif self._pipeline is None:
             self._not_configured()
         else:
-            metadata = capture.with_scope(metadata, self._scope)
+            metadata = capture.with_scope(metadata, self.scope)
             self._pipeline.capture((ERROR, _now(), exc_type, text, trace, metadata))
         capture.mark(exc_value)
 
     def _error_outside_except(self, metadata: dict[str, Any] | None) -> None:
-        pipeline = self._pipeline
-        if pipeline is None:
+        if self._pipeline is None:
             self._not_configured()
             return
         self._log_once(
@@ -250,8 +250,7 @@ class Client:
             "dxtrack.error() was called outside an except block; the record has "
             "no exception. Use dxtrack.errors([exc]) to record an exception object.",
         )
-        metadata = capture.with_scope(metadata, self._scope)
-        pipeline.capture((ERROR, _now(), None, None, None, metadata))
+        self.record((ERROR, _now(), None, None, None, metadata))
 
     def errors(
         self, list_of_exceptions: Iterable[BaseException], metadata: Mapping[str, Any] | None = None
@@ -274,7 +273,7 @@ class Client:
         if pipeline is None:
             self._not_configured()
             return
-        events = capture.exception_events(exceptions, capture.with_scope(metadata, self._scope))
+        events = capture.exception_events(exceptions, capture.with_scope(metadata, self.scope))
         if events:
             pipeline.capture_many(events)
 
@@ -284,8 +283,8 @@ class Client:
         if pipeline is None:
             return
         try:
-            if self._scope:
-                event = (*event[:5], capture.with_scope(event[5], self._scope))
+            if self.scope:
+                event = (*event[:5], capture.with_scope(event[5], self.scope))
             pipeline.capture(event)
         except Exception as exc:  # a hook must never break the host
             logger.error("dxtrack: could not record an error: %r", exc)
@@ -293,7 +292,7 @@ class Client:
     def set_scope(self, scope: dict[str, Any] | None) -> None:
         """Merge ``scope`` under the metadata of every call until it is set to None (one
         Lambda invocation at a time). Calls take the Python path meanwhile."""
-        self._scope = scope or None
+        self.scope = scope or None
         self._set_fast_path()
 
     def flush_metrics_buffer(self) -> None:

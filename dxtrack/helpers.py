@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import inspect
 import time
@@ -20,8 +21,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _Block:
-    """A context manager that also decorates functions (sync or ``async``), entering a fresh
-    copy of itself for each call."""
+    """A context manager that also decorates functions: plain, generator, ``async`` and async
+    generator functions, each call entering on its own. One object may be entered by several
+    threads or tasks at once, and within itself."""
+
+    def __init__(self) -> None:
+        self._entered: contextvars.ContextVar[tuple[Any, ...]] = contextvars.ContextVar(
+            f"dxtrack-block-{id(self)}", default=()
+        )
 
     def _enter(self) -> Any:
         raise NotImplementedError
@@ -30,7 +37,7 @@ class _Block:
         raise NotImplementedError
 
     def __enter__(self) -> None:
-        self._entered = self._enter()
+        self._entered.set((*self._entered.get(), self._enter()))
 
     def __exit__(
         self,
@@ -38,12 +45,15 @@ class _Block:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._exit(self._entered, exc)
+        *outer, entered = self._entered.get()
+        self._entered.set(tuple(outer))
+        self._exit(entered, exc)
 
     def __call__(self, function: F) -> F:
+        if inspect.isasyncgenfunction(function):
+            return cast(F, functools.wraps(function)(self._async_generator(function)))
         if inspect.iscoroutinefunction(function):
 
-            @functools.wraps(function)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
                 entered = self._enter()
                 try:
@@ -54,9 +64,21 @@ class _Block:
                 self._exit(entered, None)
                 return result
 
-            return cast(F, run_async)
+            return cast(F, functools.wraps(function)(run_async))
+        if inspect.isgeneratorfunction(function):
 
-        @functools.wraps(function)
+            def run_generator(*args: Any, **kwargs: Any) -> Any:
+                entered = self._enter()
+                try:
+                    result = yield from function(*args, **kwargs)
+                except BaseException as exc:
+                    self._exit(entered, exc)
+                    raise
+                self._exit(entered, None)
+                return result
+
+            return cast(F, functools.wraps(function)(run_generator))
+
         def run(*args: Any, **kwargs: Any) -> Any:
             entered = self._enter()
             try:
@@ -67,13 +89,27 @@ class _Block:
             self._exit(entered, None)
             return result
 
-        return cast(F, run)
+        return cast(F, functools.wraps(function)(run))
+
+    def _async_generator(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        async def run_async_generator(*args: Any, **kwargs: Any) -> Any:
+            entered = self._enter()
+            try:
+                async for item in function(*args, **kwargs):
+                    yield item
+            except BaseException as exc:
+                self._exit(entered, exc)
+                raise
+            self._exit(entered, None)
+
+        return run_async_generator
 
 
 class CaptureErrors(_Block):
     """Records an exception escaping the block (mechanism ``decorator``), then lets it go on."""
 
     def __init__(self, client: Client, metadata: Mapping[str, Any] | None) -> None:
+        super().__init__()
         self._client = client
         self._metadata = checked_metadata(metadata) if metadata is not None else None
 
@@ -93,6 +129,7 @@ class Timer(_Block):
     def __init__(self, client: Client, metric_name: str, metadata: Mapping[str, Any] | None):
         if not isinstance(metric_name, str) or not metric_name:
             raise ValueError(f"metric_name must be a non-empty string, got {metric_name!r}")
+        super().__init__()
         self._client = client
         self._name = metric_name
         self._metadata = checked_metadata(metadata) if metadata is not None else None

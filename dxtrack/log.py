@@ -1,8 +1,9 @@
-"""The SDK's own logger, and a filter that reports each distinct problem once."""
+"""The SDK's own logger and threads, and a filter that reports each distinct problem once."""
 
 from __future__ import annotations
 
 import logging
+import threading
 
 logger = logging.getLogger("dxtrack")
 """The SDK's own logger. dxtrack never adds handlers to, or changes, any logger the host owns."""
@@ -24,3 +25,8 @@ class LogOnce:
     def forget(self, key: str) -> None:
         """Allow ``key`` to be logged again (the problem went away)."""
         self._seen.discard(key)
+
+
+class SdkThread(threading.Thread):
+    """A thread of dxtrack's own: what libraries log on it (botocore, urllib3...) is never
+    captured as an error record, which would feed dxtrack its own delivery problems."""

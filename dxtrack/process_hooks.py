@@ -25,10 +25,10 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from dxtrack.client import Client
-from dxtrack.config import Config
-from dxtrack.log import logger
+from dxtrack.log import SdkThread, logger
 
 if TYPE_CHECKING:
+    from dxtrack.config import Config
     from dxtrack.delivery.shipper import Shipper
 
 _installed = False
@@ -150,7 +150,7 @@ def _terminate(client: Client, frame: FrameType | None) -> None:
     _closing.set()
     config = client.config
     left = max((config.exit_timeout if config is not None else 0.0) - (now - _signalled_at), 0.0)
-    closer = threading.Thread(
+    closer = SdkThread(
         target=client.close, args=(max(left - SPOOL_MARGIN, 0.0),), name="dxtrack-sigterm"
     )
     closer.daemon = True

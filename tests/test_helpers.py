@@ -206,3 +206,104 @@ def test_lambda_handler_delivers_before_returning(tmp_path: Path, streams: Any) 
     (error,) = streams.records("error")
     assert metric["metadata"]["aws_request_id"] == error["metadata"]["aws_request_id"] == "req-9"
     assert error["exception"]["mechanism"] == "lambda"
+
+
+def test_generator_functions_are_wrapped_for_their_whole_iteration() -> None:
+    """A generator (or async generator) is timed over its iteration, and an exception raised
+    while it runs is recorded."""
+    dxtrack.configure(context="c", stage="test")
+
+    @dxtrack.timer("rows.seconds")
+    @dxtrack.capture_errors()
+    def rows() -> Any:
+        yield 1
+        time.sleep(0.05)
+        raise ValueError("row 2 unreadable")
+
+    @dxtrack.capture_errors()
+    async def pages() -> Any:
+        yield 1
+        raise LookupError("page 2 missing")
+
+    async def read_pages() -> list[Any]:
+        return [page async for page in pages()]
+
+    with pytest.raises(ValueError):
+        list(rows())
+    with pytest.raises(LookupError):
+        asyncio.run(read_pages())
+    (timed,) = metrics()
+    assert timed["value"] >= 0.05
+    assert [e["exception"]["type"] for e in errors()] == ["ValueError", "LookupError"]
+
+
+def test_one_timer_object_entered_by_several_threads_and_within_itself() -> None:
+    """Each entry is timed from its own start: nested entries and other threads' entries of
+    the same object do not overwrite it."""
+    import threading
+
+    dxtrack.configure(context="c", stage="test")
+    shared = dxtrack.timer("shared.seconds")
+    inside = threading.Event()
+
+    def slow() -> None:
+        with shared:
+            inside.set()
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    inside.wait()
+    with shared, shared:
+        pass
+    thread.join()
+    values = sorted(m["value"] for m in metrics())
+    assert len(values) == 3 and values[1] < 0.3 <= values[2]
+
+
+def test_nested_lambda_handlers_keep_the_outer_invocations_metadata() -> None:
+    """An inner decorated handler restores the outer one's metadata when it returns; a context
+    whose clock raises never breaks the handler."""
+    dxtrack.configure(context="c", stage="test")
+
+    class BrokenContext(LambdaContext):
+        def get_remaining_time_in_millis(self) -> int:
+            raise RuntimeError("no clock here")
+
+    @dxtrack.lambda_handler
+    def inner(event: Any, context: Any) -> None:
+        dxtrack.metric("inner", 1)
+
+    @dxtrack.lambda_handler
+    def outer(event: Any, context: Any) -> str:
+        inner(event, BrokenContext("req-inner"))
+        dxtrack.metric("outer", 1)
+        return "done"
+
+    assert outer({}, BrokenContext("req-outer")) == "done"
+    assert [m["metadata"]["aws_request_id"] for m in metrics()] == ["req-inner", "req-outer"]
+
+
+def test_a_record_made_while_dxtrack_writes_one_is_kept(tmp_path: Path) -> None:
+    """A metadata value whose repr() logs an error runs inside the stage-test write; the log
+    record it makes is written after it, not deadlocked on the write lock."""
+    outcome = run_program(
+        tmp_path,
+        """
+        import logging
+        import dxtrack
+        dxtrack.configure(context="c", stage="test")
+
+        class Loud:
+            def __repr__(self):
+                logging.getLogger("loud").error("repr was called")
+                return "Loud()"
+
+        dxtrack.metric("m", 1, metadata={"value": Loud()})
+        print("returned")
+        """,
+        timeout=30,
+    )
+    assert outcome.stdout == "returned\n", outcome.describe()
+    assert outcome.metrics[0]["metadata"] == {"value": "Loud()"}
+    assert [e["log"]["message"] for e in outcome.errors] == ["repr was called"]

@@ -209,3 +209,45 @@ def test_capture_unhandled_off_records_nothing_and_hooks_nothing(tmp_path: Path)
     assert by_argument.errors == []
     by_variable = run_program(tmp_path, CONFIGURE, body, env={"DXTRACK_CAPTURE_UNHANDLED": "0"})
     assert "AssertionError" not in by_variable.stderr and by_variable.errors == []
+
+
+def test_a_failed_task_kept_in_a_global_is_recorded_before_exit(tmp_path: Path) -> None:
+    """A task still referenced at exit is collected only after dxtrack closed: dxtrack reports
+    it first, once, and asyncio's message is still printed."""
+    outcome = run_program(
+        tmp_path,
+        CONFIGURE,
+        """
+        import asyncio
+        TASKS = []
+        async def fails():
+            raise ValueError("kept in a global")
+        async def main():
+            TASKS.append(asyncio.ensure_future(fails()))
+            await asyncio.sleep(0.01)
+        asyncio.run(main())
+        """,
+    )
+    assert outcome.returncode == 0, outcome.describe()
+    assert outcome.stderr.count("Task exception was never retrieved") == 1
+    assert outcome.mechanisms() == {("ValueError", "asyncio", False): 1}
+
+
+def test_odd_calls_to_the_hooks_behave_as_without_dxtrack(tmp_path: Path) -> None:
+    """sys.excepthook called with a value that is not an exception prints what Python prints
+    and raises nothing; an application thread named like dxtrack's is still captured."""
+    body = """
+    import sys, threading, logging
+    sys.excepthook(ValueError, "a string, not an exception", None)
+    def work():
+        logging.getLogger("app").error("from a thread named dxtrack-worker")
+    thread = threading.Thread(target=work, name="dxtrack-worker")
+    thread.start()
+    thread.join()
+    print("went on")
+    """
+    plain = run_program(tmp_path, "import dxtrack\n# not configured\n", body)
+    tracked = run_program(tmp_path, CONFIGURE, body)
+    assert tracked.returncode == plain.returncode == 0
+    assert tracked.stdout == "went on\n" and tracked.stderr == plain.stderr
+    assert [e["log"]["message"] for e in tracked.errors] == ["from a thread named dxtrack-worker"]

@@ -39,6 +39,8 @@ class Intake:
     _waited_in_vain: bool
     _threads: list[threading.Thread]
     _inline_lock: threading.Lock
+    _inline_owner: int | None
+    _reentered: deque[Event]
     _inline_routes: list[Route]
     _background_routes: list[Route]
 
@@ -128,14 +130,32 @@ class Intake:
         return True
 
     def deliver_inline(self, events: Iterable[Event]) -> None:
-        """Deliver to the inline routes now, on the caller's thread; hand on the rest."""
+        """Deliver to the inline routes now, on the caller's thread; hand on the rest.
+
+        A thread already inside (a signal handler that logs an error, a finalizer the garbage
+        collector runs, while this thread delivers) leaves its events to the outer call."""
+        me = threading.get_ident()
+        if self._inline_owner == me:
+            self._reentered.extend(events)
+            return
         with self._inline_lock:
-            lines = self.buffers.build(events)
-            batch = by_kind(lines)
-            for route in self._inline_routes:
-                mine = lines_for(route, batch)
-                if mine:
-                    deliver_inline(route, mine)
+            self._inline_owner = me
+            try:
+                while True:
+                    self._deliver_inline_now(events)
+                    if not self._reentered:
+                        break
+                    events = [self._reentered.popleft() for _ in range(len(self._reentered))]
+            finally:
+                self._inline_owner = None
+
+    def _deliver_inline_now(self, events: Iterable[Event]) -> None:
+        lines = self.buffers.build(events)
+        batch = by_kind(lines)
+        for route in self._inline_routes:
+            mine = lines_for(route, batch)
+            if mine:
+                deliver_inline(route, mine)
         if self._background_routes:
             self.buffers.built.extend(lines)
             self._wake.set()

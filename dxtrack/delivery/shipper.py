@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Final
 
@@ -26,7 +27,7 @@ from dxtrack.delivery.buffers import Buffers, Orphan
 from dxtrack.delivery.intake import Intake, lines_for
 from dxtrack.delivery.route import Route
 from dxtrack.events import EVENT_WIDTH
-from dxtrack.log import LogOnce, logger
+from dxtrack.log import LogOnce, SdkThread, logger
 from dxtrack.records import RecordBuilder
 
 DRAIN_CHUNK: Final = 20_000
@@ -89,6 +90,8 @@ class Shipper(Intake):
         self._progress = threading.Condition()
         self._flush_wanted = False
         self._inline_lock = threading.Lock()
+        self._inline_owner = None
+        self._reentered = deque()
         self._build_lock = threading.Lock()
         self._held_for_fork: list[threading.Lock] = []
         self._threads: list[threading.Thread] = []
@@ -222,7 +225,7 @@ class Shipper(Intake):
                 lock = threading.Lock()
                 self._send_locks.append(lock)
                 self._threads.append(
-                    threading.Thread(
+                    SdkThread(
                         target=self._send_loop,
                         args=(route, lock, n == 0 and not route.inline),
                         name=f"dxtrack-send:{route.name}#{n}",
@@ -231,7 +234,7 @@ class Shipper(Intake):
                 )
         if self._background_routes or self._threads:
             self._threads.append(
-                threading.Thread(target=self._build_loop, name="dxtrack-builder", daemon=True)
+                SdkThread(target=self._build_loop, name="dxtrack-builder", daemon=True)
             )
         for thread in self._threads:
             thread.start()

@@ -7,26 +7,20 @@ is not recorded again by the logging capture), and calls the original. An except
 ``asyncio.run`` reaches ``sys.excepthook`` like any other, when nothing catches it.
 
 asyncio is not imported for this: when the program has not imported it yet, the patch is made
-as soon as it is.
+as soon as it does.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.abc
-import importlib.machinery
-import sys
-from collections.abc import Callable, Sequence
+import gc
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from dxtrack import capture
-from dxtrack.integrations.patches import Patch
+from dxtrack.integrations.patches import Patch, WhenImported
 
 if TYPE_CHECKING:
     from dxtrack.client import Client
-
-MODULE = "asyncio.base_events"
 
 
 class AsyncioHook:
@@ -35,13 +29,7 @@ class AsyncioHook:
     def __init__(self, client: Client) -> None:
         self._client = client
         self.patch: Patch | None = None
-        self._watcher: _ImportWatcher | None = None
-        module = sys.modules.get(MODULE)
-        if module is not None and hasattr(module, "BaseEventLoop"):
-            self._apply(module)
-        else:
-            self._watcher = _ImportWatcher(self._apply)
-            sys.meta_path.insert(0, self._watcher)
+        self._watcher = WhenImported("asyncio.base_events", self._apply)
 
     def _apply(self, module: ModuleType) -> None:
         client = self._client
@@ -59,39 +47,29 @@ class AsyncioHook:
         patch = Patch(module.BaseEventLoop, "call_exception_handler", call_exception_handler)
         self.patch = patch
 
+    def report_never_retrieved(self) -> None:
+        """At exit, before the last delivery: report the tasks that failed and that nobody
+        retrieved, as asyncio would when they are collected. Those still referenced (a module's
+        global) are collected only after dxtrack has closed."""
+        if self.patch is None or not self.patch.active:
+            return
+        gc.collect()  # most are in reference cycles: collecting them reports them
+        from asyncio import Future
+
+        for future in [o for o in gc.get_objects() if isinstance(o, Future)]:
+            if not getattr(future, "_log_traceback", False) or future.cancelled():
+                continue
+            exception = future.exception()  # retrieved now: not reported again at teardown
+            future.get_loop().call_exception_handler(
+                {
+                    "message": "Task exception was never retrieved",
+                    "exception": exception,
+                    "future": future,
+                }
+            )
+
     def remove(self) -> None:
         """Undo the patch, or stop waiting for asyncio's import."""
-        if self._watcher is not None:
-            self._watcher.done = True
-            if self._watcher in sys.meta_path:
-                sys.meta_path.remove(self._watcher)
+        self._watcher.remove()
         if self.patch is not None:
             self.patch.remove()
-
-
-class _ImportWatcher(importlib.abc.MetaPathFinder):
-    """Calls ``then(module)`` once ``asyncio.base_events`` has been executed."""
-
-    def __init__(self, then: Callable[[ModuleType], None]) -> None:
-        self.done = False
-        self._then = then
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != MODULE or self.done:
-            return None
-        self.done = True  # once, and not for the lookup below
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
-        loader = spec.loader if spec is not None else None
-        if spec is None or loader is None or not hasattr(loader, "exec_module"):
-            return spec
-        then, execute = self._then, loader.exec_module
-
-        def exec_module(module: ModuleType) -> None:
-            execute(module)
-            with contextlib.suppress(Exception):  # never break the host's import
-                then(module)
-
-        loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from dxtrack import capture
+from dxtrack.log import logger
 
 if TYPE_CHECKING:
     from dxtrack.client import Client
@@ -28,9 +29,16 @@ def flush_after(client: Client, handler: F) -> F:
         try:
             return handler(*args, **kwargs)
         finally:
-            client.flush(flush_timeout(client, args))
+            _flush(client, args)
 
     return cast(F, wrapper)
+
+
+def _flush(client: Client, args: Sequence[Any]) -> None:
+    try:
+        client.flush(flush_timeout(client, args))
+    except Exception as exc:  # never raise into the host, nor hide what the handler raised
+        logger.error("dxtrack: could not flush after the handler: %r", exc)
 
 
 def lambda_handler(client: Client, handler: F) -> F:
@@ -48,7 +56,8 @@ def lambda_handler(client: Client, handler: F) -> F:
             "function_name": getattr(context, "function_name", None),
             "cold_start": cold,
         }
-        client.set_scope(scope)
+        outer = client.scope
+        client.set_scope({**outer, **scope} if outer else scope)
         try:
             return handler(*args, **kwargs)
         except Exception as exc:
@@ -56,8 +65,8 @@ def lambda_handler(client: Client, handler: F) -> F:
                 client.record(capture.exception_event(exc, capture.LAMBDA, False))
             raise
         finally:
-            client.set_scope(None)
-            client.flush(flush_timeout(client, args))
+            client.set_scope(outer)
+            _flush(client, args)
 
     return cast(F, wrapper)
 
@@ -71,7 +80,7 @@ def flush_timeout(client: Client, args: Sequence[Any]) -> float | None:
     if callable(remaining):
         try:
             left = max(float(remaining()) / 1000 - DEADLINE_MARGIN, 0.0)
-        except (TypeError, ValueError):
+        except Exception:  # not Lambda's context after all
             return timeout
         return left if timeout is None else min(timeout, left)
     return timeout

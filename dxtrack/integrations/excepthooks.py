@@ -22,9 +22,11 @@ if TYPE_CHECKING:
     from dxtrack.client import Client
 
 
-def _record(client: Client, exc: BaseException | None, mechanism: str) -> None:
+def _record(client: Client, exc: object, mechanism: str, tb: TracebackType | None = None) -> None:
     try:
-        if exc is not None and capture.is_error(exc) and not capture.recorded(exc):
+        if isinstance(exc, Exception) and not capture.recorded(exc):
+            if exc.__traceback__ is None and tb is not None:
+                exc = exc.with_traceback(tb)
             client.record(capture.exception_event(exc, mechanism, handled=False))
     except Exception:  # a hook must never break the host
         pass
@@ -33,13 +35,9 @@ def _record(client: Client, exc: BaseException | None, mechanism: str) -> None:
 def sys_hook(client: Client) -> Patch:
     """The patch of ``sys.excepthook``."""
 
-    def excepthook(
-        exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
-    ) -> Any:
-        if exc is not None and exc.__traceback__ is None and tb is not None:
-            exc = exc.with_traceback(tb)
+    def excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> Any:
         if patch.active:
-            _record(client, exc, capture.EXCEPTHOOK)
+            _record(client, exc, capture.EXCEPTHOOK, tb if isinstance(tb, TracebackType) else None)
         return patch.previous(exc_type, exc, tb)
 
     patch = Patch(sys, "excepthook", excepthook)

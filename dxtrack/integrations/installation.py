@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import gc
 import threading
 from typing import TYPE_CHECKING, Protocol
 
@@ -77,7 +76,8 @@ def _remove_all() -> None:
 
 
 def before_exit() -> None:
-    """Collect garbage once before the last delivery: an asyncio task whose exception was never
-    retrieved reports it only when it is collected, often in a reference cycle."""
-    if any(isinstance(item, AsyncioHook) and item.patch is not None for item in _installed):
-        gc.collect()
+    """Report what waits for the garbage collector before the last delivery: an asyncio task
+    whose exception was never retrieved reports it only when it is collected."""
+    for item in list(_installed):
+        if isinstance(item, AsyncioHook):
+            item.report_never_retrieved()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dxtrack import capture, tracebacks
 from dxtrack.integrations.patches import Patch
+from dxtrack.log import SdkThread
 
 if TYPE_CHECKING:
     from dxtrack.client import Client
@@ -59,7 +60,7 @@ def logging_hook(client: Client, level: int) -> Patch:
 
 
 def _capture(client: Client, record: logging.LogRecord) -> None:
-    if _own(record.name) or threading.current_thread().name.startswith("dxtrack-"):
+    if _own(record.name) or isinstance(threading.current_thread(), SdkThread):
         return  # dxtrack's own, or logged by a library on dxtrack's threads (botocore...)
     exc_info = record.exc_info
     exc = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) == 3 else None
