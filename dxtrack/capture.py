@@ -27,8 +27,9 @@ ASYNCIO: Final = "asyncio"
 LOGGING: Final = "logging"
 LAMBDA: Final = "lambda"
 DECORATOR: Final = "decorator"
+FUTURE: Final = "future"
 MECHANISMS: Final = (ERROR_CALL, ERRORS_CALL, EXCEPTHOOK, THREADING, ASYNCIO, LOGGING, LAMBDA,
-                     DECORATOR)  # fmt: skip
+                     DECORATOR, FUTURE)  # fmt: skip
 """The values of ``exception.mechanism``."""
 
 RECORDED_ATTRIBUTE: Final = "__dxtrack_recorded__"
@@ -81,10 +82,14 @@ def exception_event(
     handled: bool,
     metadata: dict[str, Any] | None = None,
     log: dict[str, str] | None = None,
+    *,
+    mark_recorded: bool = True,
 ) -> Event:
-    """The event of ``exc``, captured by ``mechanism``; marks ``exc`` as recorded."""
+    """The event of ``exc``, captured by ``mechanism``; marks ``exc`` as recorded unless told
+    not to (when the event may never be recorded)."""
     trace = tracebacks.capture(exc, exc.__traceback__)
-    mark(exc)
+    if mark_recorded:
+        mark(exc)
     captured = Captured(trace, mechanism, handled, log)
     return (ERROR, time.time(), type(exc), tracebacks.safe_str(exc), captured, metadata)
 

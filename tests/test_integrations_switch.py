@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio.base_events
+import concurrent.futures
 import logging
 import sys
 import threading
@@ -24,6 +25,8 @@ def hooked() -> dict[str, Any]:
         "callHandlers": logging.Logger.callHandlers,
         "call_exception_handler": asyncio.base_events.BaseEventLoop.call_exception_handler,
         "_bootstrap": process.BaseProcess._bootstrap,  # type: ignore[attr-defined]
+        "set_exception": concurrent.futures.Future.set_exception,
+        "result": concurrent.futures.Future.result,
     }
 
 
@@ -50,6 +53,7 @@ def test_switching_an_option_off_by_reconfiguring_removes_its_hooks() -> None:
     assert now["sys.excepthook"] is before["sys.excepthook"]
     assert now["threading.excepthook"] is before["threading.excepthook"]
     assert now["_bootstrap"] is before["_bootstrap"]
+    assert now["set_exception"] is before["set_exception"]
     assert now["callHandlers"] is not before["callHandlers"]
     dxtrack.configure(context="c", stage="test", capture_log_level=None)
     assert hooked()["callHandlers"] is before["callHandlers"]

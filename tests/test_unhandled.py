@@ -251,3 +251,33 @@ def test_odd_calls_to_the_hooks_behave_as_without_dxtrack(tmp_path: Path) -> Non
     assert tracked.returncode == plain.returncode == 0
     assert tracked.stdout == "went on\n" and tracked.stderr == plain.stderr
     assert [e["log"]["message"] for e in tracked.errors] == ["from a thread named dxtrack-worker"]
+
+
+def test_a_pool_futures_exception_that_nobody_reads_is_recorded(tmp_path: Path) -> None:
+    """One record (future, not handled) for the future dropped unread and one for the future
+    still referenced at exit; none for futures whose result or exception was read."""
+    outcome = run_program(
+        tmp_path,
+        CONFIGURE,
+        """
+        import gc
+        from concurrent.futures import ThreadPoolExecutor
+        def fails(name):
+            raise OSError(name)
+        with ThreadPoolExecutor(2) as pool:
+            pool.submit(fails, "dropped")
+            kept = pool.submit(fails, "kept at exit")
+            read = pool.submit(fails, "read")
+            looked_at = pool.submit(fails, "looked at")
+        try:
+            read.result()
+        except OSError:
+            pass
+        assert isinstance(looked_at.exception(), OSError)
+        del read, looked_at
+        gc.collect()
+        """,
+    )
+    assert outcome.returncode == 0, outcome.describe()
+    assert sorted(e["exception"]["value"] for e in outcome.errors) == ["dropped", "kept at exit"]
+    assert outcome.mechanisms() == {("OSError", "future", False): 2}

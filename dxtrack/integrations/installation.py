@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from dxtrack.integrations import workers
 from dxtrack.integrations.asyncio_tasks import AsyncioHook
 from dxtrack.integrations.excepthooks import process_hook, sys_hook, threading_hook
+from dxtrack.integrations.futures import FuturesHook
 from dxtrack.integrations.logging_capture import logging_hook
 from dxtrack.log import logger
 
@@ -47,7 +48,7 @@ def install(client: Client, config: Config) -> None:
         try:
             if config.capture_unhandled:
                 _installed.extend((sys_hook(client), threading_hook(client), process_hook(client)))
-                _installed.append(AsyncioHook(client))
+                _installed.extend((AsyncioHook(client), FuturesHook(client)))
             if config.capture_log_level is not None:
                 _installed.append(logging_hook(client, config.capture_log_level))
             workers.share(config)
@@ -81,3 +82,5 @@ def before_exit() -> None:
     for item in list(_installed):
         if isinstance(item, AsyncioHook):
             item.report_never_retrieved()
+        elif isinstance(item, FuturesHook):
+            item.report_unread()
