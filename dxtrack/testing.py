@@ -18,6 +18,7 @@ from typing import Any
 from dxtrack import api
 from dxtrack.config import build_config
 from dxtrack.events import ERROR, METRIC
+from dxtrack.integrations import installation
 from dxtrack.sinks.memory import MemorySink
 from dxtrack.wiring import SinkFactory
 
@@ -35,6 +36,8 @@ def capture_records(**configure_kwargs: Any) -> Iterator[CapturedRecords]:
     """Send every record to memory while the block runs; each call has delivered on return.
 
     Any ``configure()`` inside the block (say, your job's entry point) keeps sending to memory.
+    What dxtrack captures by itself (logged errors, unhandled exceptions in threads...) is
+    captured too; workers started inside the block do not send to memory.
     Outside a configured program, the block configures ``context="test"``, ``stage="test"``;
     ``configure_kwargs`` override those settings. The previous configuration is restored
     afterwards.
@@ -53,11 +56,14 @@ def capture_records(**configure_kwargs: Any) -> Iterator[CapturedRecords]:
         config = build_config(**settings)
     api._sink_override = sinks
     client.configure(config, sinks)
+    installation.install(client, config, workers_too=False)  # memory is not shared with workers
     try:
         yield captured
     finally:
         api._sink_override = previous_override
         if previous_config is not None:
             client.configure(previous_config, previous_override)
+            installation.install(client, previous_config)
         else:
+            installation.uninstall()
             client.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import dxtrack
 from dxtrack.testing import capture_records
 from tests.conftest import assert_valid, read_jsonl
@@ -51,3 +53,21 @@ def test_previous_configuration_is_restored() -> None:
     assert captured.metrics[0]["context"] == "outer"
     records = read_jsonl(Path(".dxtrack_output/metric.jsonl"))
     assert [r["metric_name"] for r in records] == ["outside"]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_capture_records_captures_logged_errors_and_thread_crashes() -> None:
+    """What dxtrack captures by itself lands in the captured records too."""
+    import logging
+    import threading
+
+    def crash() -> None:
+        raise RuntimeError("thread died")
+
+    with capture_records() as captured:
+        logging.getLogger("job").error("could not reach %s", "the shop")
+        thread = threading.Thread(target=crash)
+        thread.start()
+        thread.join()
+    assert [e["exception"]["mechanism"] for e in captured.errors] == ["logging", "threading"]
+    assert captured.errors[0]["log"]["message"] == "could not reach the shop"

@@ -35,13 +35,14 @@ _installed: list[_Removable] = []
 _settings: tuple[object, ...] = ()
 
 
-def install(client: Client, config: Config) -> None:
-    """Put the integrations ``config`` asks for in place (and remove those it does not)."""
+def install(client: Client, config: Config, workers_too: bool = True) -> None:
+    """Put the integrations ``config`` asks for in place (and remove those it does not);
+    ``workers_too``: hand the configuration to workers started from now on."""
     global _settings
     settings = (client, config.capture_unhandled, config.capture_log_level)
     with _lock:
         if settings == _settings and _installed:  # a reconfiguration: the hooks stay
-            workers.share(config)
+            workers.share(config if workers_too else None)
             return
         _remove_all()
         _settings = settings
@@ -51,7 +52,7 @@ def install(client: Client, config: Config) -> None:
                 _installed.extend((AsyncioHook(client), FuturesHook(client)))
             if config.capture_log_level is not None:
                 _installed.append(logging_hook(client, config.capture_log_level))
-            workers.share(config)
+            workers.share(config if workers_too else None)
         except Exception as exc:  # tracking goes on without them
             logger.error("dxtrack: could not install the integrations: %r", exc)
 
