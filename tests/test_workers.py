@@ -107,3 +107,35 @@ def test_a_worker_started_after_shutdown_does_not_track(tmp_path: Path) -> None:
         """,
     )
     assert outcome.stdout == "unconfigured\n", outcome.describe()
+
+
+def test_a_configuration_that_cannot_be_pickled_still_reaches_workers(tmp_path: Path) -> None:
+    """A papertrail_format lambda is left out, and default metadata that cannot be pickled goes
+    as the text its records show: the worker's records carry the same metadata."""
+    outcome = run_program(
+        tmp_path,
+        """
+        import multiprocessing, threading
+        import dxtrack
+
+        def work():
+            dxtrack.metric("worker", 1)
+
+        if __name__ == "__main__":
+            dxtrack.configure(
+                context="c",
+                stage="test",
+                default_metadata={"lock": threading.Lock(), "team": "data"},
+                papertrail_format=lambda record: "unused",
+            )
+            dxtrack.metric("parent", 1)
+            process = multiprocessing.get_context("spawn").Process(target=work)
+            process.start()
+            process.join()
+        """,
+    )
+    assert outcome.returncode == 0, outcome.describe()
+    parent, worker = sorted(outcome.metrics, key=lambda m: m["metric_name"])
+    assert worker["metric_name"] == "worker"
+    assert worker["metadata"] == parent["metadata"]
+    assert parent["metadata"]["team"] == "data" and "lock" in parent["metadata"]["lock"]

@@ -9,8 +9,9 @@ run id and settings, with a producer id of its own, and the child delivers at it
 ``fork`` child inherits the configured client itself.
 
 Explicit AWS keys travel the same way, through the pipe to the child only: never through
-environment variables (which every subprocess inherits) or files. Settings that cannot be
-pickled (a ``papertrail_format`` lambda) are left out; the child uses the default.
+environment variables (which every subprocess inherits) or files. When the configuration cannot
+be pickled, a ``papertrail_format`` is left out (the child uses the default) and
+``default_metadata`` goes as the JSON-safe values its records would show.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pickle
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dxtrack import jsonsafe
 from dxtrack.log import logger
 
 if TYPE_CHECKING:
@@ -50,8 +52,13 @@ def share(config: Config | None) -> None:
     try:
         pickled = pickle.dumps(config)
     except Exception:
-        try:
-            pickled = pickle.dumps(dataclasses.replace(config, papertrail_format=None))
+        try:  # what cannot be pickled: a papertrail_format lambda, objects in default_metadata
+            portable = dataclasses.replace(
+                config,
+                papertrail_format=None,
+                default_metadata=jsonsafe.to_jsonable(dict(config.default_metadata)),
+            )
+            pickled = pickle.dumps(portable)
         except Exception as exc:
             shared.pop(KEY, None)
             logger.warning("dxtrack: workers will not track by themselves: %r", exc)
