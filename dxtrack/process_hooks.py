@@ -43,6 +43,9 @@ FORK_WAIT_SECONDS = 2.0
 SPOOL_MARGIN = 1.0
 """Of ``exit_timeout``, the seconds kept for spooling what was not delivered (and for the
 waits that closing may meet), so that the process is gone within ``exit_timeout``."""
+DEATH_MARGIN = 0.2
+"""Of ``exit_timeout``, the seconds kept for the process to die once closing is over (a busy
+machine schedules the last steps late)."""
 DEFER_SECONDS = 0.5
 """How long a SIGTERM that landed inside dxtrack or ``logging`` waits for the main thread to
 leave them."""
@@ -149,7 +152,8 @@ def _terminate(client: Client, frame: FrameType | None) -> None:
         return
     _closing.set()
     config = client.config
-    left = max((config.exit_timeout if config is not None else 0.0) - (now - _signalled_at), 0.0)
+    timeout = config.exit_timeout if config is not None else 0.0
+    left = max(timeout - (now - _signalled_at) - DEATH_MARGIN, 0.0)
     closer = SdkThread(
         target=client.close, args=(max(left - SPOOL_MARGIN, 0.0),), name="dxtrack-sigterm"
     )

@@ -1,7 +1,7 @@
 """Putting the integrations in place for a configuration, and taking them away again.
 
 - ``capture_unhandled``: ``sys.excepthook``, ``threading.excepthook``, asyncio's exception
-  handler, and a crash of a multiprocessing worker;
+  handler, pool futures whose exception nobody reads, and a crash of a multiprocessing worker;
 - ``capture_log_level``: log records at or above that level;
 - workers started by a configured parent track by themselves.
 
