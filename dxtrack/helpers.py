@@ -7,7 +7,7 @@ import contextvars
 import functools
 import inspect
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -50,59 +50,46 @@ class _Block:
         self._exit(entered, exc)
 
     def __call__(self, function: F) -> F:
+        one_call = self._one_call
         if inspect.isasyncgenfunction(function):
-            return cast(F, functools.wraps(function)(self._async_generator(function)))
+
+            async def run_async_generator(*args: Any, **kwargs: Any) -> Any:
+                with one_call():
+                    async for item in function(*args, **kwargs):
+                        yield item
+
+            return cast(F, functools.wraps(function)(run_async_generator))
         if inspect.iscoroutinefunction(function):
 
             async def run_async(*args: Any, **kwargs: Any) -> Any:
-                entered = self._enter()
-                try:
-                    result = await function(*args, **kwargs)
-                except BaseException as exc:
-                    self._exit(entered, exc)
-                    raise
-                self._exit(entered, None)
-                return result
+                with one_call():
+                    return await function(*args, **kwargs)
 
             return cast(F, functools.wraps(function)(run_async))
         if inspect.isgeneratorfunction(function):
 
             def run_generator(*args: Any, **kwargs: Any) -> Any:
-                entered = self._enter()
-                try:
-                    result = yield from function(*args, **kwargs)
-                except BaseException as exc:
-                    self._exit(entered, exc)
-                    raise
-                self._exit(entered, None)
-                return result
+                with one_call():
+                    return (yield from function(*args, **kwargs))
 
             return cast(F, functools.wraps(function)(run_generator))
 
         def run(*args: Any, **kwargs: Any) -> Any:
-            entered = self._enter()
-            try:
-                result = function(*args, **kwargs)
-            except BaseException as exc:
-                self._exit(entered, exc)
-                raise
-            self._exit(entered, None)
-            return result
+            with one_call():
+                return function(*args, **kwargs)
 
         return cast(F, functools.wraps(function)(run))
 
-    def _async_generator(self, function: Callable[..., Any]) -> Callable[..., Any]:
-        async def run_async_generator(*args: Any, **kwargs: Any) -> Any:
-            entered = self._enter()
-            try:
-                async for item in function(*args, **kwargs):
-                    yield item
-            except BaseException as exc:
-                self._exit(entered, exc)
-                raise
-            self._exit(entered, None)
-
-        return run_async_generator
+    @contextlib.contextmanager
+    def _one_call(self) -> Iterator[None]:
+        """One call of a decorated function: entered on its own."""
+        entered = self._enter()
+        try:
+            yield
+        except BaseException as exc:
+            self._exit(entered, exc)
+            raise
+        self._exit(entered, None)
 
 
 class CaptureErrors(_Block):
