@@ -149,7 +149,12 @@ def current_client() -> Client:
     return _client
 
 
-if "multiprocessing" in sys.modules:  # maybe a worker of a configured parent
+def worker_hooks() -> None:
+    """Tell ``integrations.workers`` how a worker of a configured parent configures itself."""
     from dxtrack.integrations import workers
 
     workers.set_hooks(_start, lambda: _client.config is not None, _client.close)
+
+
+if "multiprocessing" in sys.modules:  # maybe a worker of a configured parent
+    worker_hooks()

@@ -81,8 +81,10 @@ def adopt(pickled: bytes) -> Inherited:
     process is configured already, as a fork child is)."""
     inherited = Inherited(pickled)
     try:
-        import dxtrack.api  # noqa: F401  (sets the hooks)
+        if not _hooks:
+            from dxtrack import api
 
+            api.worker_hooks()
         if _hooks["configured"]():
             return inherited
         config: Config = pickle.loads(pickled)
