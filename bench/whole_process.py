@@ -263,7 +263,7 @@ def main() -> None:
             return middle["cpu"] / per * 1e6, middle
 
         for _ in range(3):  # the work loop's length that takes about 4.4 µs in a child
-            took = run("loop:none", args, env)["cpu"] / args.loop_calls * 1e6
+            took = median("loop:none", args.loop_calls)[0]  # one run alone is too noisy
             args.work_iterations = max(1, round(args.work_iterations * 4.4 / took))
         base, _ = median("deque", args.calls)
         raise_only, _ = median("raise", args.errors)

@@ -20,6 +20,9 @@ from dxtrack.log import LogOnce
 from dxtrack.records import RecordBuilder
 from dxtrack.sinks.base import Sink
 
+MAX_LINGER_SECONDS = 0.5
+"""A record waits at most this long for more to fill a call, whatever ``flush_interval`` says:
+what a ``kill -9`` can take stays within a couple of seconds of records."""
 MAX_PENDING_BYTES = 32 * 1024 * 1024
 """Bytes of packed records per sink held in memory while they wait for delivery; past this the
 oldest go to the disk spool (or, for a sink without one, are dropped and counted)."""
@@ -86,6 +89,7 @@ def routes(
             make_spool=make_spool,
             max_pending_bytes=MAX_PENDING_BYTES,
             retry_budget=config.retry_budget,
+            linger=min(config.flush_interval, MAX_LINGER_SECONDS),
             stats=counters,
             log_once=log_once,
         )

@@ -56,6 +56,7 @@ class Route:
         make_spool: Callable[[str], Spool] | None,
         max_pending_bytes: int,
         retry_budget: float,
+        linger: float = 0.0,
         stats: Counters,
         log_once: LogOnce,
     ) -> None:
@@ -68,6 +69,7 @@ class Route:
         self.spill = self.disk.spill
         self.max_pending_bytes = max_pending_bytes
         self.retry_budget = retry_budget
+        self.linger = linger  # seconds fresh items may wait to fill a call
         self.stats = stats
         self._log_once = log_once
         self._reset_state()
@@ -80,6 +82,7 @@ class Route:
         self.pending_bytes = 0
         self.moving = 0
         """Above 0 while items taken out of ``pending`` are on their way to disk."""
+        self.flushes = 0  # flushes (closings too) waiting now: nothing lingers meanwhile
         self.replay: deque[Item] = deque()
         self.claim: Claim | None = None
         self._claim_left = 0
@@ -90,8 +93,7 @@ class Route:
         self._spool_checked = 0.0
         self.closed = False
         self.senders_running = 0
-        self.finished = False
-        """Closed, and what waited is on disk: the last sender out may close the spool."""
+        self.finished = False  # closed, what waited is on disk: the last sender closes the spool
         self.warm = False
         self.cold_call_started = 0.0
         """The sink has made a call: the lazy imports of a first connection are done."""
@@ -242,7 +244,7 @@ class Route:
             replaying = any(c.claim is not None for c in self.inflight)
             use_replay = bool(self.replay) and (down or not self.pending) and not replaying
             source = self.replay if use_replay else self.pending
-            if not source:
+            if not source or (not use_replay and not down and self._lingering(now)):
                 return None
             limit = (1 if self.sink.limits.codec else REPLAY_CALL_BYTES) if use_replay else None
             items = next(calls(source, self.sink.limits, limit))
@@ -255,6 +257,17 @@ class Route:
             if self.pending or self.replay:
                 self.wake.set()  # another sender may take the next call meanwhile
         return call
+
+    def _lingering(self, now: float) -> bool:
+        """Whether fresh items wait to fill a call (each costs botocore's CPU and a round trip):
+        until full, ``linger`` seconds after the first was queued, or while a flush waits."""
+        limits = self.sink.limits
+        if self.flushes or not self.linger or not limits.pack_lines:
+            return False
+        full = len(self.pending) >= limits.max_items_per_call
+        if full or self.pending_bytes >= limits.max_call_bytes * 3 // 4:
+            return False
+        return now - self.pending[0].born < self.linger
 
     def send(self, items: Sequence[Item]) -> Sequence[int]:
         """One ``sink.send``; returns the indices of the items that failed. An error retrying
@@ -322,6 +335,13 @@ class Route:
         """A flush is waiting: try a failing sink again at once, not after the backoff."""
         self.health.probe_now()
         self.wake.set()
+
+    def flush_waits(self, waiting: bool) -> None:
+        """A flush begins (True) or ends (False): while any waits, nothing lingers."""
+        with self.lock:
+            self.flushes += 1 if waiting else -1
+        if waiting:
+            self.probe_now()
 
     def quiet(self, since: float) -> bool:
         """Nothing is left to do for a flush that began at ``since``: all delivered, or the

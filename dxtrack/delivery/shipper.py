@@ -112,16 +112,20 @@ class Shipper(Intake):
         deadline = None if timeout is None else time.monotonic() + timeout
         since = time.monotonic()
         for route in self._routes:
-            route.probe_now()
-        with self._progress:
-            self._flush_wanted = True
-            self._wake.set()
-            while not self._quiet(since):
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._progress.wait(0.05 if remaining is None else min(remaining, 0.05))
-            self._flush_wanted = False
+            route.flush_waits(True)
+        try:
+            with self._progress:
+                self._flush_wanted = True
+                self._wake.set()
+                while not self._quiet(since):
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._progress.wait(0.05 if remaining is None else min(remaining, 0.05))
+                self._flush_wanted = False
+        finally:
+            for route in self._routes:
+                route.flush_waits(False)
         return self._nothing_left()
 
     def _quiet(self, since: float) -> bool:
