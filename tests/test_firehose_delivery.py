@@ -661,11 +661,11 @@ def test_spool_is_capped_and_the_excess_counted(streams: Streams, tmp_path: Path
     for i in range(200):  # about 330 bytes each: 66 kB in all
         dxtrack.metric("capped", i)
     stats = dxtrack.stats()
-    destinations = [d for d in spool.iterdir() if d.is_dir()]
-    assert destinations
-    for destination in destinations:  # the cap holds per destination
-        on_disk = sum(p.stat().st_size for p in destination.rglob("seg-*.jsonl"))
-        assert on_disk <= 20_000, destination.name
+    directories = [d for d in spool.iterdir() if d.is_dir()]
+    assert directories
+    for directory in directories:  # the cap holds per destination
+        on_disk = sum(p.stat().st_size for p in directory.rglob("seg-*.jsonl"))
+        assert on_disk <= 20_000, directory.name
     assert stats["spooled"] > 0 and stats["dropped.spool_full"] > 0
     assert stats["dropped"] == stats["dropped.spool_full"]
 
