@@ -101,7 +101,13 @@ copy_metadata(PyObject *metadata)
     PyObject *copy = PyDict_Copy(metadata);
     if (copy == NULL) {
         PyErr_Clear();
+        return NULL;
     }
+    /* Nothing but the buffer refers to the copy, so it can be in no reference cycle: the
+     * garbage collector need not track it. Thousands of them waiting in the buffer would
+     * otherwise be walked by every collection, and promoted into the old generation, whose
+     * growth triggers full collections of the host's whole heap. */
+    PyObject_GC_UnTrack(copy);
     return copy;
 }
 
@@ -273,6 +279,7 @@ frames(PyObject *tb_object)
         PyTuple_SET_ITEM(out, i++, code);
         PyTuple_SET_ITEM(out, i++, lasti);
     }
+    PyObject_GC_UnTrack(out);  /* code objects and numbers: no cycle goes through it */
     return out;
 }
 
