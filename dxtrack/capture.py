@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from dxtrack import tracebacks
 from dxtrack.events import ERROR, Event
@@ -70,10 +70,10 @@ def recorded(exc: BaseException) -> bool:
         return False
 
 
-def is_error(exc: BaseException | None) -> bool:
-    """Whether an exception is worth a record: ``KeyboardInterrupt``, ``SystemExit``,
-    ``GeneratorExit`` and asyncio's cancellation end a program on purpose."""
-    return isinstance(exc, Exception)
+def unrecorded_error(exc: object) -> TypeGuard[Exception]:
+    """Whether ``exc`` is an error that dxtrack has not recorded yet: ``KeyboardInterrupt``,
+    ``SystemExit``, ``GeneratorExit`` and asyncio's cancellation end a program on purpose."""
+    return isinstance(exc, Exception) and not recorded(exc)
 
 
 def exception_event(
@@ -116,9 +116,10 @@ def message_event(log: dict[str, str], metadata: dict[str, Any] | None = None) -
 
 
 def with_scope(
-    metadata: Mapping[str, Any] | None, scope: Mapping[str, Any] | None
+    metadata: dict[str, Any] | None, scope: Mapping[str, Any] | None
 ) -> dict[str, Any] | None:
-    """``metadata`` over the metadata of the current scope (a Lambda invocation)."""
+    """``metadata`` (the call's own copy, returned as it is without a scope) over the metadata
+    of the current scope (a Lambda invocation)."""
     if not scope:
-        return dict(metadata) if metadata is not None else None
+        return metadata
     return {**scope, **metadata} if metadata else dict(scope)

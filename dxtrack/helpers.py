@@ -104,7 +104,7 @@ class CaptureErrors(_Block):
         return None
 
     def _exit(self, entered: Any, exc: BaseException | None) -> None:
-        if exc is not None and capture.is_error(exc) and not capture.recorded(exc):
+        if capture.unrecorded_error(exc):
             event = capture.exception_event(exc, capture.DECORATOR, False, self._metadata)
             self._client.record(event)
 

@@ -38,7 +38,7 @@ class AsyncioHook:
             if patch.active:
                 try:
                     exc = context.get("exception")
-                    if isinstance(exc, Exception) and not capture.recorded(exc):
+                    if capture.unrecorded_error(exc):
                         client.record(capture.exception_event(exc, capture.ASYNCIO, False))
                 except Exception:  # a hook must never break the host
                     pass

@@ -61,7 +61,7 @@ def lambda_handler(client: Client, handler: F) -> F:
         try:
             return handler(*args, **kwargs)
         except Exception as exc:
-            if not capture.recorded(exc):
+            if capture.unrecorded_error(exc):
                 client.record(capture.exception_event(exc, capture.LAMBDA, False))
             raise
         finally:

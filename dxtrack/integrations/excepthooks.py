@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 def _record(client: Client, exc: object, mechanism: str, tb: TracebackType | None = None) -> None:
     try:
-        if isinstance(exc, Exception) and not capture.recorded(exc):
+        if capture.unrecorded_error(exc):
             if exc.__traceback__ is None and tb is not None:
                 exc = exc.with_traceback(tb)
             client.record(capture.exception_event(exc, mechanism, handled=False))

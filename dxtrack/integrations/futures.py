@@ -76,7 +76,7 @@ class FuturesHook:
 
     def _watch(self, future: Any, exception: BaseException | None) -> None:
         try:
-            if not isinstance(exception, Exception) or capture.recorded(exception):
+            if not capture.unrecorded_error(exception):
                 return
             event = capture.exception_event(exception, capture.FUTURE, False, mark_recorded=False)
             unread = _Unread(event)
