@@ -11,10 +11,8 @@
 ``from dxtrack import dxtrack`` gives this same module, as in the original README.
 """
 
-from __future__ import annotations
-
-import sys
-from typing import Any
+import sys as _sys
+from typing import Any as _Any
 
 from dxtrack.api import (
     capture_errors,
@@ -51,9 +49,15 @@ __all__ = [
 _READ_BACK = ("context", "stage", "run_id", "default_metadata")
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     """``dxtrack.context``, ``.stage``, ``.run_id`` and ``.default_metadata`` read back the
-    configuration (None before ``configure()``)."""
+    configuration (None before ``configure()``); ``dxtrack.compiled`` says whether ``metric()``
+    and ``error()`` run compiled (False without the built extension, or with
+    ``DXTRACK_PURE_PYTHON=1``)."""
+    if name == "compiled":
+        from dxtrack.client import compiled_fast_path
+
+        return compiled_fast_path()
     if name in _READ_BACK:
         from dxtrack import api
 
@@ -65,4 +69,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'dxtrack' has no attribute {name!r}")
 
 
-dxtrack = sys.modules[__name__]
+def __dir__() -> list[str]:
+    """The API, and nothing the package imports for itself."""
+    return sorted({*__all__, *_READ_BACK, "compiled", "dxtrack", "__version__"})
+
+
+dxtrack = _sys.modules[__name__]

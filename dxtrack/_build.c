@@ -37,7 +37,25 @@ typedef struct {
     Py_ssize_t max_line;  /* longer bodies go to the fallback, which shortens them */
     PyObject *last_metadata;      /* the previous event's metadata dict, or NULL */
     PyObject *last_metadata_json; /* its merged JSON */
+    PyObject *scrub;      /* Scrubber.metadata, or NULL when scrubbing is off */
+    PyObject *known_keys; /* Scrubber.known: key -> whether it names a secret, or NULL */
+    uint64_t keep_below;  /* a metric is kept when its random draw is below this */
+    int sampling;         /* metric_sample_rate < 1 */
+    uint64_t random_state;
+    Py_ssize_t sampled_out; /* metric events left out since take_sampled_out() */
 } MetricWriter;
+
+/* xorshift64*: the draw of metric sampling (not for secrets; fast and well spread). */
+static uint64_t
+next_random(MetricWriter *self)
+{
+    uint64_t x = self->random_state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    self->random_state = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
 
 /* ---- pieces of a line ---------------------------------------------------------------------- */
 
@@ -169,6 +187,29 @@ same_metadata(PyObject *metadata, PyObject *last)
     return 1;
 }
 
+/* Whether metadata must go through Scrubber.metadata: a key not known to be harmless, or a
+ * value that is not a plain scalar (it may nest a secret); -1 with an error set. */
+static int
+needs_scrub(MetricWriter *self, PyObject *metadata)
+{
+    if (self->scrub == NULL) {
+        return 0;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(metadata, &pos, &key, &value)) {
+        if (!(PyUnicode_CheckExact(value) || PyLong_CheckExact(value)
+              || PyFloat_CheckExact(value) || PyBool_Check(value) || value == Py_None)) {
+            return 1;
+        }
+        PyObject *secret = PyDict_GetItemWithError(self->known_keys, key);
+        if (secret != Py_False) {
+            return PyErr_Occurred() ? -1 : 1;
+        }
+    }
+    return 0;
+}
+
 /* The merged metadata's JSON for an event's metadata (None or a dict). */
 static int
 piece_from_metadata(MetricWriter *self, Piece *piece, PyObject *metadata)
@@ -184,15 +225,33 @@ piece_from_metadata(MetricWriter *self, Piece *piece, PyObject *metadata)
         Py_INCREF(self->last_metadata_json);
         return piece_from_bytes(piece, self->last_metadata_json);
     }
-    PyObject *merged = metadata;
-    if (PyDict_GET_SIZE(self->defaults) > 0) {
-        merged = PyDict_Copy(self->defaults);
-        if (merged == NULL || PyDict_Update(merged, metadata) < 0) {
-            Py_XDECREF(merged);
+    PyObject *own = metadata;  /* borrowed, or the scrubbed copy (owned) */
+    int scrubbed = needs_scrub(self, metadata);
+    if (scrubbed < 0) {
+        return 0;
+    }
+    if (scrubbed) {
+        own = PyObject_CallOneArg(self->scrub, metadata);
+        if (own == NULL || !PyDict_Check(own)) {
+            Py_XDECREF(own);
             return 0;
         }
     }
-    else {
+    PyObject *merged = own;
+    if (PyDict_GET_SIZE(self->defaults) > 0) {
+        merged = PyDict_Copy(self->defaults);
+        if (merged == NULL || PyDict_Update(merged, own) < 0) {
+            Py_XDECREF(merged);
+            if (scrubbed) {
+                Py_DECREF(own);
+            }
+            return 0;
+        }
+        if (scrubbed) {
+            Py_DECREF(own);
+        }
+    }
+    else if (!scrubbed) {
         Py_INCREF(merged);
     }
     PyObject *json = metadata_json(self, merged);
@@ -340,9 +399,11 @@ take_error(void)
 
 PyDoc_STRVAR(build_doc,
 "build(buffer, count, next_seq, fallback, metric_lines, other_lines, failures)\n--\n\n"
-"Pop ``count`` events from the flat ``buffer``. Each takes ``next_seq()``; the line of a\n"
-"metric is appended to ``metric_lines``, the ``(kind, line)`` of any other event (built by\n"
-"``fallback(event, seq)``) to ``other_lines``, and what the fallback raised to ``failures``.");
+"Pop ``count`` events from the flat ``buffer``, leaving out metrics by sampling. The line of\n"
+"a metric, numbered by ``next_seq()``, is appended to ``metric_lines``; the ``(kind, line)``\n"
+"of any other event, built by ``fallback(event, seq, next_seq)`` (``seq`` None: it numbers\n"
+"the event itself if it keeps it, else returns None), to ``other_lines``; and what the\n"
+"fallback raised to ``failures``.");
 
 #define BATCH 256
 
@@ -352,11 +413,21 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
             PyObject *fallback, PyObject *metric_lines, PyObject *other_lines,
             PyObject *failures)
 {
+    if (self->sampling) {  /* left out before anything: no seq, no work */
+        for (Py_ssize_t i = 0; i < count; i++) {
+            if (events[i][0] == self->metric_kind && next_random(self) >= self->keep_below) {
+                for (int j = 0; j < 6; j++) {
+                    Py_CLEAR(events[i][j]);
+                }
+                self->sampled_out++;
+            }
+        }
+    }
     Piece *numbers = PyMem_Calloc(2 * BATCH, sizeof(Piece));
     PyObject *floats = PyList_New(0);
     Py_ssize_t written = 0;
     for (Py_ssize_t i = 0; floats != NULL && i < count; i++) {
-        if (writable(self, events[i])) {
+        if (events[i][0] != NULL && writable(self, events[i])) {
             PyList_Append(floats, events[i][1]);
             PyList_Append(floats, events[i][3]);
             written += 2;
@@ -371,23 +442,30 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
     Py_ssize_t number = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject **event = events[i];
-        PyObject *seq_object = PyObject_CallNoArgs(next_seq);
+        if (event[0] == NULL) {  /* sampled out */
+            continue;
+        }
+        /* A metric the writer takes has its number now; any other event is numbered by the
+         * fallback, and only if it is kept (sampling, the rate limit). */
+        int takes = writable(self, event);
+        PyObject *seq_object = takes ? PyObject_CallNoArgs(next_seq) : NULL;
         long long seq = seq_object == NULL ? -1 : PyLong_AsLongLong(seq_object);
         PyObject *line = NULL, *pair = NULL;
-        if (writable(self, event)) {
+        if (takes) {
             if (formatted && seq >= 0) {
                 line = metric_line(self, event, seq, &numbers[number], &numbers[number + 1]);
             }
             number += 2;
         }
-        if (line == NULL && seq >= 0) {
+        if (line == NULL && (!takes || seq >= 0)) {
             PyObject *tuple = PyTuple_New(6);
             if (tuple != NULL) {
                 for (int j = 0; j < 6; j++) {
                     Py_INCREF(event[j]);
                     PyTuple_SET_ITEM(tuple, j, event[j]);
                 }
-                pair = PyObject_CallFunctionObjArgs(fallback, tuple, seq_object, NULL);
+                pair = PyObject_CallFunctionObjArgs(fallback, tuple, takes ? seq_object : Py_None,
+                                                   next_seq, NULL);
                 Py_DECREF(tuple);
             }
         }
@@ -399,6 +477,10 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
         if (line != NULL) {
             appended = PyList_Append(metric_lines, line);
             Py_DECREF(line);
+        }
+        else if (pair == Py_None) {  /* left out by sampling or the rate limit */
+            appended = 0;
+            Py_DECREF(pair);
         }
         else if (pair != NULL) {
             appended = PyList_Append(other_lines, pair);
@@ -550,12 +632,26 @@ static PyObject *
 writer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"parts", "defaults", "dumps", "default", "option",
-                               "metric_kind", "max_line", NULL};
+                               "metric_kind", "max_line", "sample_rate", "scrub", "known_keys",
+                               "seed", NULL};
     PyObject *parts, *defaults, *dumps, *default_, *option, *kind;
+    PyObject *scrub = Py_None, *known_keys = Py_None;
     Py_ssize_t max_line;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!OOOUn:MetricWriter", keywords,
+    double sample_rate = 1.0;
+    unsigned long long seed = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!OOOUn|dOOK:MetricWriter", keywords,
                                      &PyTuple_Type, &parts, &PyDict_Type, &defaults, &dumps,
-                                     &default_, &option, &kind, &max_line)) {
+                                     &default_, &option, &kind, &max_line, &sample_rate,
+                                     &scrub, &known_keys, &seed)) {
+        return NULL;
+    }
+    if (!(sample_rate >= 0.0 && sample_rate <= 1.0)) {
+        PyErr_SetString(PyExc_ValueError, "sample_rate must be from 0 to 1");
+        return NULL;
+    }
+    if ((scrub == Py_None) != (known_keys == Py_None)
+        || (known_keys != Py_None && !PyDict_Check(known_keys))) {
+        PyErr_SetString(PyExc_TypeError, "scrub and known_keys (a dict) go together");
         return NULL;
     }
     if (PyTuple_GET_SIZE(parts) != 5) {
@@ -587,6 +683,12 @@ writer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     Py_XDECREF(names[1]);
     self->metric_kind = Py_NewRef(kind);
     self->max_line = max_line;
+    self->scrub = scrub == Py_None ? NULL : Py_NewRef(scrub);
+    self->known_keys = known_keys == Py_None ? NULL : Py_NewRef(known_keys);
+    self->sampling = sample_rate < 1.0;
+    /* 2^64 * rate, computed in two halves: a double can't hold 2^64 - 1 exactly */
+    self->keep_below = (uint64_t)(sample_rate * 9223372036854775808.0) * 2;
+    self->random_state = (seed ^ ((uint64_t)(uintptr_t)self * 0x9E3779B97F4A7C15ULL)) | 1;
     self->defaults_json = self->kwnames == NULL
         ? NULL : metadata_json(self, defaults);
     if (self->defaults_json == NULL) {
@@ -611,6 +713,8 @@ writer_traverse(MetricWriter *self, visitproc visit, void *arg)
     Py_VISIT(self->metric_kind);
     Py_VISIT(self->last_metadata);
     Py_VISIT(self->last_metadata_json);
+    Py_VISIT(self->scrub);
+    Py_VISIT(self->known_keys);
     return 0;
 }
 
@@ -629,6 +733,8 @@ writer_clear(MetricWriter *self)
     Py_CLEAR(self->metric_kind);
     Py_CLEAR(self->last_metadata);
     Py_CLEAR(self->last_metadata_json);
+    Py_CLEAR(self->scrub);
+    Py_CLEAR(self->known_keys);
     return 0;
 }
 
@@ -640,8 +746,22 @@ writer_dealloc(MetricWriter *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+PyDoc_STRVAR(take_sampled_out_doc,
+"take_sampled_out()\n--\n\n"
+"How many metric events sampling left out since the last call.");
+
+static PyObject *
+writer_take_sampled_out(MetricWriter *self, PyObject *unused)
+{
+    Py_ssize_t count = self->sampled_out;
+    self->sampled_out = 0;
+    return PyLong_FromSsize_t(count);
+}
+
 static PyMethodDef writer_methods[] = {
     {"build", (PyCFunction)writer_build, METH_VARARGS, build_doc},
+    {"take_sampled_out", (PyCFunction)writer_take_sampled_out, METH_NOARGS,
+     take_sampled_out_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,17 +14,24 @@ class MetricWriter:
         option: int,
         metric_kind: str,
         max_line: int,
+        sample_rate: float = 1.0,
+        scrub: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        known_keys: dict[Any, bool] | None = None,
+        seed: int = 0,
     ) -> MetricWriter: ...
     def build(
         self,
         buffer: deque[Any],
         count: int,
         next_seq: Callable[[], int],
-        fallback: Callable[[tuple[Any, ...], int], tuple[str, bytes]],
+        fallback: Callable[
+            [tuple[Any, ...], int | None, Callable[[], int]], tuple[str, bytes] | None
+        ],
         metric_lines: list[bytes],
         other_lines: list[tuple[str, bytes]],
         failures: list[Exception],
     ) -> None: ...
+    def take_sampled_out(self) -> int: ...
 
 def frames_key(frames: tuple[Any, ...]) -> int: ...
 def same_frames(a: tuple[Any, ...], b: tuple[Any, ...], /) -> bool: ...

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 from dxtrack import process_hooks
 from dxtrack.client import Client
+from dxtrack.config_values import UNSET, Unset
 
 if TYPE_CHECKING:
-    from dxtrack.config import Config
+    from dxtrack.config import Config, Stage
     from dxtrack.helpers import CaptureErrors, Timer
     from dxtrack.wiring import SinkFactory
 
@@ -21,7 +23,7 @@ _sink_override: Sequence[SinkFactory] | None = None  # set by dxtrack.testing
 
 def configure(
     context: str | None = None,
-    stage: str | None = None,
+    stage: Stage | None = None,
     run_id: str | None = None,
     default_metadata: Mapping[str, Any] | None = None,
     profile_name: str | None = None,
@@ -30,13 +32,44 @@ def configure(
     buffer_metrics: bool | None = None,
     papertrail_hostport: str | None = None,
     use_async_requests: bool | None = None,
-    **more: Any,
+    *,
+    region_name: str | None = None,
+    error_stream: str | None = None,
+    metric_stream: str | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
+    max_spool_bytes: int | None = None,
+    max_buffer: int | None = None,
+    flush_interval: float | None = None,
+    exit_timeout: float | None = None,
+    retry_budget: float | None = None,
+    handle_sigterm: bool | None = None,
+    compression: Literal["none", "gzip", "zstd"] | None = None,
+    capture_unhandled: bool | None = None,
+    capture_log_level: int | str | Unset | None = UNSET,
+    scrub: bool | None = None,
+    scrub_keys: Sequence[str] | None = None,
+    before_send: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+    metric_sample_rate: float | None = None,
+    error_sample_rate: float | None = None,
+    error_rate_limit: int | Unset | None = UNSET,
+    papertrail_transport: Literal["tls", "tcp", "udp"] | None = None,
+    papertrail_ca_file: str | os.PathLike[str] | None = None,
+    papertrail_token: str | None = None,
+    papertrail_url: str | None = None,
+    papertrail_format: Callable[[Mapping[str, Any]], str] | None = None,
+    **unknown: NoReturn,
 ) -> None:
     """Configure dxtrack once, at the entry point of a job. Calling it again reconfigures.
 
+    Each option left out comes from its ``DXTRACK_*`` environment variable, else its default;
+    the README lists them all.
+
     Args:
-        context: the name of the job or service; accompanies every record.
-        stage: ``test`` (local JSONL files), ``dev`` or ``prod`` (Kinesis Firehose).
+        context: the name of the job or service; accompanies every record (or
+            ``DXTRACK_CONTEXT``). Required.
+        stage: ``test`` (local JSONL files), ``dev`` or ``prod`` (Kinesis Firehose), or
+            ``DXTRACK_STAGE``. Required.
         run_id: identifies this run; generated when left out.
         default_metadata: merged under the metadata of every record.
         profile_name: AWS profile for Firehose.
@@ -45,31 +78,27 @@ def configure(
         buffer_metrics: hold metrics until ``flush_metrics_buffer()`` (and at exit).
         papertrail_hostport: also send a live view to Papertrail, ``host:port``.
         use_async_requests: send in the background (default); False waits for delivery.
-        **more: ``region_name``, ``error_stream``, ``metric_stream``, ``output_dir``,
-            ``spool_dir``, ``max_spool_bytes``, ``max_buffer``, ``flush_interval``,
-            ``exit_timeout``, ``retry_budget``, ``handle_sigterm``, ``compression``, and the
-            ``papertrail_*``
-            options; see the README.
+        scrub: replace secret metadata values and URL credentials (default True).
+        scrub_keys: more metadata key names to scrub.
+        before_send: called on the shipper with each record; returns it (changed or not), or
+            None to drop it.
+        metric_sample_rate: the share of metric records kept (default 1).
+        error_sample_rate: the share of error records kept (default 1).
+        error_rate_limit: error records per fingerprint per minute (default 100; None: no
+            limit); further occurrences are counted in a summary record.
 
     Raises:
-        ValueError: an argument is invalid; the message names it.
+        ValueError: an argument is invalid or unknown; the message names it.
     """
-    from dxtrack.config import build_config
+    from dxtrack.config import build_config, check_known
 
-    config = build_config(
-        context,
-        stage,
-        run_id,
-        default_metadata,
-        profile_name,
-        aws_access_key_id,
-        aws_secret_access_key,
-        buffer_metrics,
-        papertrail_hostport,
-        use_async_requests,
-        **more,
-    )
-    _start(config)
+    if unknown:
+        check_known(unknown)
+    options = {name: value for name, value in locals().items() if name not in _NOT_OPTIONS}
+    _start(build_config(**options))
+
+
+_NOT_OPTIONS = frozenset(("unknown", "build_config", "check_known"))
 
 
 def _start(config: Config) -> None:

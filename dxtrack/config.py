@@ -5,21 +5,43 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal
 
 from dxtrack import environment_variables as env
+from dxtrack.config_values import (
+    UNSET,
+    Unset,
+    env_str,
+    limit,
+    log_level,
+    number,
+    parse_bool,
+    parse_hostport,
+    parse_limit,
+    parse_metadata,
+    pick,
+    rate,
+    require_bool,
+    require_str,
+    shown,
+    string_list,
+)
 
-STAGES = ("test", "dev", "prod")
+Stage = Literal["test", "dev", "prod"]
+STAGES: tuple[Stage, ...] = ("test", "dev", "prod")
 DEFAULT_REGION = "eu-west-1"
 DEFAULT_PAPERTRAIL_URL = "https://logs.collector.solarwinds.com/v1/logs"
 PAPERTRAIL_TRANSPORTS = ("tls", "tcp", "udp")
-
-T = TypeVar("T")
+DEFAULT_ERROR_RATE_LIMIT = 100
+"""Error records per fingerprint per minute; further occurrences are counted in a summary."""
+SECRET_FIELDS = ("aws_access_key_id", "aws_secret_access_key", "papertrail_token")
+BeforeSend = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +49,7 @@ class Config:
     """Validated settings of one ``configure()`` call."""
 
     context: str
-    stage: str
+    stage: Stage
     run_id: str
     default_metadata: Mapping[str, Any] = field(default_factory=dict)
     profile_name: str | None = None
@@ -55,6 +77,29 @@ class Config:
     compression: str = "none"
     capture_unhandled: bool = True
     capture_log_level: int | None = logging.ERROR
+    scrub: bool = True
+    scrub_keys: tuple[str, ...] = ()
+    before_send: BeforeSend | None = None
+    metric_sample_rate: float = 1.0
+    error_sample_rate: float = 1.0
+    error_rate_limit: int | None = DEFAULT_ERROR_RATE_LIMIT
+
+    def __repr__(self) -> str:
+        """The settings, with the AWS keys, the Papertrail token, credentials in the Papertrail
+        URL and secret metadata values masked."""
+        from dxtrack.scrubbing import FILTERED, Scrubber, url_credentials_filtered
+
+        shown_fields = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in SECRET_FIELDS and value is not None:
+                value = FILTERED
+            elif item.name == "papertrail_url":
+                value = url_credentials_filtered(value)
+            elif item.name == "default_metadata":
+                value = Scrubber(self.scrub_keys).metadata(dict(value))
+            shown_fields.append(f"{item.name}={value!r}")
+        return f"Config({', '.join(shown_fields)})"
 
     @property
     def ships_to_papertrail(self) -> bool:
@@ -62,117 +107,26 @@ class Config:
         return bool(self.papertrail_hostport or self.papertrail_token)
 
 
-def _env_str(name: str) -> str | None:
-    value = os.environ.get(name)
-    return value if value else None
+OPTIONS = (
+    "context", "stage", "run_id", "default_metadata", "profile_name", "aws_access_key_id",
+    "aws_secret_access_key", "buffer_metrics", "papertrail_hostport", "use_async_requests",
+    "region_name", "papertrail_transport", "papertrail_ca_file", "papertrail_token",
+    "papertrail_url", "papertrail_format", "error_stream", "metric_stream", "output_dir",
+    "spool_dir", "max_buffer", "flush_interval", "exit_timeout", "retry_budget",
+    "max_spool_bytes", "handle_sigterm", "compression", "capture_unhandled", "capture_log_level",
+    "scrub", "scrub_keys", "before_send", "metric_sample_rate", "error_sample_rate",
+    "error_rate_limit",
+)  # fmt: skip
+"""Every keyword of ``configure()``."""
 
 
-def _parse_bool(name: str, raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be a boolean (true/false), got {raw!r}")
-
-
-def _pick(arg: T | None, var: str, parse: Callable[[str, str], T], default: T) -> T:
-    if arg is not None:
-        return arg
-    raw = _env_str(var)
-    return parse(var, raw) if raw is not None else default
-
-
-def _require_str(name: str, value: object, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be a string, got {type(value).__name__}: {value!r}")
-    if not optional and not value:
-        raise ValueError(f"{name} must not be empty")
-
-
-def _require_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
-def _number(
-    name: str, arg: float | None, variable: str, default: float, *, whole: bool = False
-) -> float:
-    """A positive number: the argument, else the environment variable, else the default."""
-    value = _pick(arg, variable, _parse_number, default)
-    kind = "whole number" if whole else "number"
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive {kind}, got {value!r}") from None
-    if isinstance(value, bool) or not number > 0 or (whole and not number.is_integer()):
-        raise ValueError(f"{name} must be a positive {kind}, got {value!r}")
-    return number
-
-
-def _parse_number(name: str, raw: str) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-
-
-def _parse_metadata(name: str, raw: str) -> dict[str, Any]:
-    import json
-
-    try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{name} must be a JSON object: {exc}") from None
-    if not isinstance(parsed, dict):
-        raise ValueError(f"{name} must be a JSON object, got {raw!r}")
-    return parsed
-
-
-class Unset:
-    """The default of an option for which None means something (off)."""
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET = Unset()
-
-
-def log_level(name: str, value: object) -> int | None:
-    """A logging level from a name (``"ERROR"``) or a number; None (or ``"none"``/``"off"``
-    in an environment variable) for off."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower() in ("none", "off"):
-            return None
-        if text.isdigit():
-            value = int(text)
-        else:
-            number = logging.getLevelName(text.upper())
-            if not isinstance(number, int):
-                raise ValueError(
-                    f"{name} must be a logging level name (ERROR, WARNING...), a number or "
-                    f"None; got {value!r}"
-                )
-            return number
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"{name} must be a logging level name, a positive number or None; got {value!r}"
-        )
-    return value
-
-
-def _parse_hostport(name: str, value: str) -> str:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{name} must look like 'host:port', got {value!r}")
-    return value
+def check_known(options: Mapping[str, object]) -> None:
+    """Raise the ``ValueError`` that names an unknown option, and the closest known one."""
+    for name in options:
+        if name not in OPTIONS:
+            close = difflib.get_close_matches(name, OPTIONS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"configure() got an unknown option {name!r}{hint}")
 
 
 def build_config(
@@ -206,77 +160,86 @@ def build_config(
     compression: str | None = None,
     capture_unhandled: bool | None = None,
     capture_log_level: int | str | Unset | None = UNSET,
+    scrub: bool | None = None,
+    scrub_keys: Sequence[str] | None = None,
+    before_send: BeforeSend | None = None,
+    metric_sample_rate: float | None = None,
+    error_sample_rate: float | None = None,
+    error_rate_limit: int | Unset | None = UNSET,
 ) -> Config:
     """Validate the arguments of ``configure()`` and fill in the rest from the environment."""
-    context = context if context is not None else _env_str(env.DXTRACK_CONTEXT)
-    _require_str("context", context)
-    assert isinstance(context, str)
+    context = context if context is not None else env_str(env.DXTRACK_CONTEXT)
+    if context is None:
+        raise ValueError(f"context is required: pass context= or set {env.DXTRACK_CONTEXT}")
+    require_str("context", context)
 
-    stage = stage if stage is not None else (_env_str(env.DXTRACK_STAGE) or "test")
+    stage = stage if stage else env_str(env.DXTRACK_STAGE)
+    if stage is None:
+        raise ValueError(
+            f"stage is required: pass stage= ('test', 'dev' or 'prod') or set {env.DXTRACK_STAGE}"
+        )
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {', '.join(STAGES)}; got {stage!r}")
 
-    run_id = run_id if run_id is not None else _env_str(env.DXTRACK_RUN_ID)
+    run_id = run_id if run_id is not None else env_str(env.DXTRACK_RUN_ID)
     if run_id is None:
         run_id = os.urandom(16).hex()
-    _require_str("run_id", run_id)
+    require_str("run_id", run_id)
 
     if default_metadata is None:
-        raw = _env_str(env.DXTRACK_DEFAULT_METADATA)
-        default_metadata = _parse_metadata(env.DXTRACK_DEFAULT_METADATA, raw) if raw else {}
+        raw = env_str(env.DXTRACK_DEFAULT_METADATA)
+        default_metadata = parse_metadata(env.DXTRACK_DEFAULT_METADATA, raw) if raw else {}
     if not isinstance(default_metadata, dict):
         raise ValueError(f"default_metadata must be a dict, got {type(default_metadata).__name__}")
 
-    profile_name = profile_name if profile_name is not None else _env_str(env.DXTRACK_PROFILE_NAME)
-    _require_str("profile_name", profile_name, optional=True)
-    key_id = aws_access_key_id or _env_str(env.DXTRACK_AWS_ACCESS_KEY_ID)
-    secret = aws_secret_access_key or _env_str(env.DXTRACK_AWS_SECRET_ACCESS_KEY)
-    _require_str("aws_access_key_id", key_id, optional=True)
-    _require_str("aws_secret_access_key", secret, optional=True)
+    profile_name = profile_name if profile_name is not None else env_str(env.DXTRACK_PROFILE_NAME)
+    require_str("profile_name", profile_name, optional=True)
+    key_id = aws_access_key_id or env_str(env.DXTRACK_AWS_ACCESS_KEY_ID)
+    secret = aws_secret_access_key or env_str(env.DXTRACK_AWS_SECRET_ACCESS_KEY)
+    require_str("aws_access_key_id", key_id, optional=True, secret=True)
+    require_str("aws_secret_access_key", secret, optional=True, secret=True)
     if (key_id is None) != (secret is None):
         raise ValueError("aws_access_key_id and aws_secret_access_key must be given together")
-    region = region_name if region_name is not None else _env_str(env.DXTRACK_REGION_NAME)
-    _require_str("region_name", region, optional=True)
+    region = region_name if region_name is not None else env_str(env.DXTRACK_REGION_NAME)
+    require_str("region_name", region, optional=True)
 
     hostport = (
         papertrail_hostport
         if papertrail_hostport is not None
-        else _env_str(env.DXTRACK_PAPERTRAIL_HOSTPORT)
+        else env_str(env.DXTRACK_PAPERTRAIL_HOSTPORT)
     )
-    _require_str("papertrail_hostport", hostport, optional=True)
+    require_str("papertrail_hostport", hostport, optional=True)
     if hostport is not None:
-        _parse_hostport("papertrail_hostport", hostport)
+        parse_hostport("papertrail_hostport", hostport)
 
-    transport = papertrail_transport or _env_str(env.DXTRACK_PAPERTRAIL_TRANSPORT) or "tls"
+    transport = papertrail_transport or env_str(env.DXTRACK_PAPERTRAIL_TRANSPORT) or "tls"
     if transport not in PAPERTRAIL_TRANSPORTS:
         raise ValueError(
             f"papertrail_transport must be one of {', '.join(PAPERTRAIL_TRANSPORTS)}; "
             f"got {transport!r}"
         )
-    ca_file = papertrail_ca_file or _env_str(env.DXTRACK_PAPERTRAIL_CA_FILE)
+    ca_file = papertrail_ca_file or env_str(env.DXTRACK_PAPERTRAIL_CA_FILE)
     if ca_file is not None and not os.path.isfile(ca_file):
         raise ValueError(f"papertrail_ca_file must be an existing file, got {ca_file!r}")
-    token = papertrail_token or _env_str(env.DXTRACK_PAPERTRAIL_TOKEN)
-    _require_str("papertrail_token", token, optional=True)
-    url = papertrail_url or _env_str(env.DXTRACK_PAPERTRAIL_URL) or DEFAULT_PAPERTRAIL_URL
-    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-        raise ValueError(f"papertrail_url must be an http(s) URL, got {url!r}")
+    token = papertrail_token or env_str(env.DXTRACK_PAPERTRAIL_TOKEN)
+    require_str("papertrail_token", token, optional=True, secret=True)
+    url = papertrail_url or env_str(env.DXTRACK_PAPERTRAIL_URL) or DEFAULT_PAPERTRAIL_URL
+    _check_papertrail_url(url, token)
     if papertrail_format is not None and not callable(papertrail_format):
         raise ValueError("papertrail_format must be a callable taking a record dict")
 
-    buffer = _require_bool(
-        "buffer_metrics", _pick(buffer_metrics, env.DXTRACK_BUFFER_METRICS, _parse_bool, False)
+    buffer = require_bool(
+        "buffer_metrics", pick(buffer_metrics, env.DXTRACK_BUFFER_METRICS, parse_bool, False)
     )
-    use_async = _require_bool(
+    use_async = require_bool(
         "use_async_requests",
-        _pick(use_async_requests, env.DXTRACK_USE_ASYNC_REQUESTS, _parse_bool, True),
+        pick(use_async_requests, env.DXTRACK_USE_ASYNC_REQUESTS, parse_bool, True),
+    )
+    sigterm = require_bool(
+        "handle_sigterm", pick(handle_sigterm, env.DXTRACK_HANDLE_SIGTERM, parse_bool, True)
     )
 
-    sigterm = _require_bool(
-        "handle_sigterm", _pick(handle_sigterm, env.DXTRACK_HANDLE_SIGTERM, _parse_bool, True)
-    )
-
-    codec = compression if compression is not None else _env_str(env.DXTRACK_COMPRESSION)
+    codec = compression if compression is not None else env_str(env.DXTRACK_COMPRESSION)
     codec = "none" if codec is None else codec
     from dxtrack.delivery.compression import codec as find_codec
 
@@ -284,24 +247,39 @@ def build_config(
         raise ValueError(f"compression must be a string, got {type(codec).__name__}")
     find_codec(codec)  # ValueError: unknown, or zstd without the zstandard package
 
-    unhandled = _require_bool(
+    unhandled = require_bool(
         "capture_unhandled",
-        _pick(capture_unhandled, env.DXTRACK_CAPTURE_UNHANDLED, _parse_bool, True),
+        pick(capture_unhandled, env.DXTRACK_CAPTURE_UNHANDLED, parse_bool, True),
     )
     if isinstance(capture_log_level, Unset):
-        raw_level = _env_str(env.DXTRACK_CAPTURE_LOG_LEVEL)
+        raw_level = env_str(env.DXTRACK_CAPTURE_LOG_LEVEL)
         name = env.DXTRACK_CAPTURE_LOG_LEVEL
         level = log_level(name, raw_level) if raw_level is not None else logging.ERROR
     else:
         level = log_level("capture_log_level", capture_log_level)
 
-    error_stream = error_stream or _env_str(env.DXTRACK_ERROR_STREAM)
-    metric_stream = metric_stream or _env_str(env.DXTRACK_METRIC_STREAM)
-    _require_str("error_stream", error_stream, optional=True)
-    _require_str("metric_stream", metric_stream, optional=True)
+    scrubbing = require_bool("scrub", pick(scrub, env.DXTRACK_SCRUB, parse_bool, True))
+    raw_keys = scrub_keys if scrub_keys is not None else env_str(env.DXTRACK_SCRUB_KEYS)
+    keys = string_list("scrub_keys", raw_keys) if raw_keys is not None else ()
+    if before_send is not None and not callable(before_send):
+        raise ValueError("before_send must be a callable taking a record dict")
+    if isinstance(error_rate_limit, Unset):
+        raw_limit = env_str(env.DXTRACK_ERROR_RATE_LIMIT)
+        rate_limit = (
+            DEFAULT_ERROR_RATE_LIMIT
+            if raw_limit is None
+            else parse_limit(env.DXTRACK_ERROR_RATE_LIMIT, raw_limit)
+        )
+    else:
+        rate_limit = limit("error_rate_limit", error_rate_limit)
 
-    out = output_dir if output_dir is not None else _env_str(env.DXTRACK_OUTPUT_DIR)
-    spool = spool_dir if spool_dir is not None else _env_str(env.DXTRACK_SPOOL_DIR)
+    error_stream = error_stream or env_str(env.DXTRACK_ERROR_STREAM)
+    metric_stream = metric_stream or env_str(env.DXTRACK_METRIC_STREAM)
+    require_str("error_stream", error_stream, optional=True)
+    require_str("metric_stream", metric_stream, optional=True)
+
+    out = output_dir if output_dir is not None else env_str(env.DXTRACK_OUTPUT_DIR)
+    spool = spool_dir if spool_dir is not None else env_str(env.DXTRACK_SPOOL_DIR)
 
     return Config(
         context=context,
@@ -319,6 +297,16 @@ def build_config(
         compression=codec,
         capture_unhandled=unhandled,
         capture_log_level=level,
+        scrub=scrubbing,
+        scrub_keys=keys,
+        before_send=before_send,
+        metric_sample_rate=rate(
+            "metric_sample_rate", metric_sample_rate, env.DXTRACK_METRIC_SAMPLE_RATE
+        ),
+        error_sample_rate=rate(
+            "error_sample_rate", error_sample_rate, env.DXTRACK_ERROR_SAMPLE_RATE
+        ),
+        error_rate_limit=rate_limit,
         papertrail_transport=transport,
         papertrail_ca_file=os.fspath(ca_file) if ca_file is not None else None,
         papertrail_token=token,
@@ -329,13 +317,13 @@ def build_config(
         output_dir=Path(out if out is not None else ".dxtrack_output").absolute(),
         spool_dir=Path(spool).absolute() if spool is not None else None,
         max_buffer=int(
-            _number("max_buffer", max_buffer, env.DXTRACK_MAX_BUFFER, 100_000, whole=True)
+            number("max_buffer", max_buffer, env.DXTRACK_MAX_BUFFER, 100_000, whole=True)
         ),
-        flush_interval=_number("flush_interval", flush_interval, env.DXTRACK_FLUSH_INTERVAL, 0.5),
-        exit_timeout=_number("exit_timeout", exit_timeout, env.DXTRACK_EXIT_TIMEOUT, 5.0),
-        retry_budget=_number("retry_budget", retry_budget, env.DXTRACK_RETRY_BUDGET, 30.0),
+        flush_interval=number("flush_interval", flush_interval, env.DXTRACK_FLUSH_INTERVAL, 0.5),
+        exit_timeout=number("exit_timeout", exit_timeout, env.DXTRACK_EXIT_TIMEOUT, 5.0),
+        retry_budget=number("retry_budget", retry_budget, env.DXTRACK_RETRY_BUDGET, 30.0),
         max_spool_bytes=int(
-            _number(
+            number(
                 "max_spool_bytes",
                 max_spool_bytes,
                 env.DXTRACK_MAX_SPOOL_BYTES,
@@ -344,3 +332,17 @@ def build_config(
             )
         ),
     )
+
+
+def _check_papertrail_url(url: object, token: str | None) -> None:
+    """An https URL; plain http only without a token (a token must never travel in clear)."""
+    from dxtrack.scrubbing import url_credentials_filtered
+
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        text = url_credentials_filtered(url) if isinstance(url, str) else shown(url, True)
+        raise ValueError(f"papertrail_url must be an https URL, got {text!r}")
+    if token is not None and not url.startswith("https://"):
+        raise ValueError(
+            "papertrail_url must be https:// when papertrail_token is set: the token would "
+            "travel in clear text"
+        )

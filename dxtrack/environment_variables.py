@@ -102,3 +102,21 @@ DXTRACK_CAPTURE_LOG_LEVEL = "DXTRACK_CAPTURE_LOG_LEVEL"
 DXTRACK_PURE_PYTHON = "DXTRACK_PURE_PYTHON"
 """Set to ``1`` (before ``import dxtrack``) to leave the compiled fast path of ``metric()`` and
 ``error()`` unused. Not a ``configure()`` option: for comparing and debugging the two paths."""
+
+DXTRACK_SCRUB = "DXTRACK_SCRUB"
+"""``scrub``: a boolean. Replaces the values of metadata keys that name secrets (passwords,
+tokens, keys, cookies...) with ``"[Filtered]"``, and credentials in URLs in exception text and
+tracebacks. Default true."""
+
+DXTRACK_SCRUB_KEYS = "DXTRACK_SCRUB_KEYS"
+"""``scrub_keys``: more key names to scrub, comma-separated."""
+
+DXTRACK_METRIC_SAMPLE_RATE = "DXTRACK_METRIC_SAMPLE_RATE"
+"""``metric_sample_rate``: the share of metric records kept, from 0 to 1. Default 1."""
+
+DXTRACK_ERROR_SAMPLE_RATE = "DXTRACK_ERROR_SAMPLE_RATE"
+"""``error_sample_rate``: the share of error records kept, from 0 to 1. Default 1."""
+
+DXTRACK_ERROR_RATE_LIMIT = "DXTRACK_ERROR_RATE_LIMIT"
+"""``error_rate_limit``: error records per fingerprint per minute; further occurrences are
+counted in one summary record. ``0`` or ``off``: no limit. Default 100."""

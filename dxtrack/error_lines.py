@@ -9,7 +9,7 @@ which the builder then does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import orjson
@@ -33,12 +33,25 @@ class ErrorLines:
     """Writes the lines of error events of one configuration."""
 
     def __init__(
-        self, json: Mapping[str, bytes], defaults: dict[str, Any], max_line_bytes: int
+        self,
+        json: Mapping[str, bytes],
+        defaults: dict[str, Any],
+        max_line_bytes: int,
+        *,
+        scrub: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        clean: Callable[[str], str] = str,
+        sample_rate: bytes = b"",
     ) -> None:
         self._head = b'{"context":%s,"exception":' % json["context"]
         self._host = b',"host":%s,"log":null,"metadata":' % json["host"]
-        self._ids = b',"producer_id":%s,"run_id":%s,"seq":' % (json["producer_id"], json["run_id"])
-        self._stage = b',"stage":%s,"timestamp":' % json["stage"]
+        self._ids = b',"producer_id":%s,"run_id":%s,%s"seq":' % (
+            json["producer_id"],
+            json["run_id"],
+            sample_rate,
+        )
+        self._stage = b',"stage":%s,"suppressed":0,"timestamp":' % json["stage"]
+        self._scrub = scrub
+        self._clean = clean
         self._defaults = defaults
         self._defaults_json = nested_json(defaults)
         self._max_line_bytes = max_line_bytes
@@ -54,6 +67,8 @@ class ErrorLines:
             if not metadata:
                 metadata_json = self._defaults_json
             else:
+                if self._scrub is not None:
+                    metadata = self._scrub(metadata)
                 metadata_json = nested_json(
                     {**self._defaults, **metadata} if self._defaults else metadata
                 )
@@ -77,9 +92,9 @@ class ErrorLines:
                 {
                     "handled": True,
                     "mechanism": ERROR_CALL,
-                    "traceback": printed,
+                    "traceback": self._clean(printed),
                     "type": name,
-                    "value": text,
+                    "value": self._clean(text),
                 }
             )
             if len(self._kept) >= MAX_KEPT:

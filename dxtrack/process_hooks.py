@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import logging
 import os
@@ -51,6 +52,12 @@ DEFER_SECONDS = 0.5
 leave them."""
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _LOGGING_DIR = os.path.dirname(os.path.abspath(logging.__file__)) + os.sep
+_THREADING_FILE = threading.__file__
+_THREADING_LOCKING = frozenset(
+    ("start", "_stop", "_delete", "_maintain_shutdown_locks", "_set_tstate_lock", "enumerate",
+     "active_count", "_after_fork", "__init__", "_bootstrap_inner", "_shutdown")
+)  # fmt: skip
+"""Functions of ``threading`` that hold the locks ``Thread.start()`` takes."""
 
 
 def install(client: Client, config: Config) -> None:
@@ -140,15 +147,20 @@ def _terminate(client: Client, frame: FrameType | None) -> None:
 
     The closing runs on a thread of its own while this (main) thread waits, bounded. The
     signal may have interrupted this thread inside dxtrack or ``logging``, holding a lock that
-    closing needs: then the signal is raised again a moment later, to be handled once this
-    thread is out (for at most ``DEFER_SECONDS``). A second SIGTERM ends the process at once."""
+    closing needs, or inside ``threading`` holding a lock that starting a thread needs (a
+    multiprocessing worker ending its threads as its pool terminates it): then the signal is
+    raised again a moment later, to be handled once this thread is out (for at most
+    ``DEFER_SECONDS``). A second SIGTERM ends the process at once."""
     global _signalled_at
     now = time.monotonic()
     if _closing.is_set():
         _die()
     _signalled_at = _signalled_at or now
-    if _holds_sdk_locks(frame) and now < _signalled_at + DEFER_SECONDS:
-        threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    inside = _inside(frame)
+    # in threading's own locked sections, Thread.start() would deadlock
+    locked = bool(inside.get(_THREADING_FILE, set()) & _THREADING_LOCKING)
+    if (locked or _holds_sdk_locks(inside)) and now < _signalled_at + DEFER_SECONDS:
+        _thread.start_new_thread(_signal_again_soon, ())
         return
     _closing.set()
     config = client.config
@@ -163,14 +175,24 @@ def _terminate(client: Client, frame: FrameType | None) -> None:
     _die()
 
 
-def _holds_sdk_locks(frame: FrameType | None) -> bool:
-    """Whether the interrupted thread is running dxtrack's or ``logging``'s code."""
+def _inside(frame: FrameType | None) -> dict[str, set[str]]:
+    """The files, and their functions, that the interrupted thread is running."""
+    found: dict[str, set[str]] = {}
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if filename.startswith(_PACKAGE_DIR) or filename.startswith(_LOGGING_DIR):
-            return True
+        found.setdefault(frame.f_code.co_filename, set()).add(frame.f_code.co_name)
         frame = frame.f_back
-    return False
+    return found
+
+
+def _holds_sdk_locks(inside: dict[str, set[str]]) -> bool:
+    """Whether the interrupted thread is running dxtrack's or ``logging``'s code."""
+    return any(name.startswith((_PACKAGE_DIR, _LOGGING_DIR)) for name in inside)
+
+
+def _signal_again_soon() -> None:
+    """On a bare thread (``threading``'s locks untouched): SIGTERM again in 10 ms."""
+    time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _die() -> None:

@@ -7,6 +7,7 @@ the content hash) happens in ``RecordBuilder.build``, which does no I/O.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
@@ -20,6 +21,18 @@ from dxtrack.capture import ERROR_CALL, Captured
 from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
 from dxtrack.error_lines import ErrorLines
 from dxtrack.events import ERROR, METRIC, Event
+from dxtrack.scrubbing import Scrubber, url_credentials_filtered
+from dxtrack.shaping import (
+    BEFORE_SEND,
+    HELD,
+    RATE_LIMITED,
+    RECORD,
+    SAMPLED,
+    BeforeSend,
+    ErrorLimiter,
+    Sampler,
+    Shaping,
+)
 
 try:  # the compiled writer of metric lines, when it was built at install
     from dxtrack import _build
@@ -38,6 +51,14 @@ LOG_FIELDS: Final = ("level", "logger", "message")
 def log_fingerprint(log: dict[str, str]) -> str:
     """Groups log messages without an exception: the logger and the message's template."""
     return xxh3_64_hexdigest(f"{log['logger']}\n{log['template']}".encode("utf-8", "replace"))
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
+def _ignore(reason: str, n: int) -> None:
+    pass
 
 
 def unix_time(value: datetime) -> float:
@@ -60,7 +81,12 @@ class RecordBuilder:
         producer_id: str,
         host: str,
         max_line_bytes: int = MAX_LINE_BYTES,
+        shaping: Shaping | None = None,
     ) -> None:
+        shaping = shaping if shaping is not None else Shaping()
+        self._scrubber = Scrubber(shaping.scrub_keys) if shaping.scrub else None
+        self._scrub = self._scrubber.metadata if self._scrubber is not None else None
+        self._clean = url_credentials_filtered if shaping.scrub else _unchanged
         self._common = {
             "context": context,
             "stage": stage,
@@ -69,19 +95,36 @@ class RecordBuilder:
             "host": host,
         }
         self._defaults = dict(default_metadata)
+        if self._scrub is not None:
+            self._defaults = self._scrub(self._defaults)
         self._max_line_bytes = max_line_bytes
         self._error_lines: ErrorLines | None = None
+        self._metric_rate = shaping.metric_sample_rate
+        self._error_rate = shaping.error_sample_rate
+        self._metric_sampler = Sampler(self._metric_rate) if self._metric_rate < 1 else None
+        self._error_sampler = Sampler(self._error_rate) if self._error_rate < 1 else None
+        limit = shaping.error_rate_limit
+        self.limiter = ErrorLimiter(limit) if limit else None
+        self._before_send = (
+            BeforeSend(shaping.before_send, shaping.log_once)
+            if shaping.before_send is not None
+            else None
+        )
+        self.omit: Callable[[str, int], None] = _ignore
+        """Counts records left out on purpose, by reason (the buffers set their counters')."""
 
     def _metadata(self, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
         if not metadata:
             return self._defaults
+        if self._scrub is not None:
+            metadata = self._scrub(dict(metadata))
         if not self._defaults:
             return dict(metadata)
         return {**self._defaults, **metadata}
 
-    def _error_record(self, event: Event, seq: int) -> dict[str, Any]:
-        """The record of an error event as a dict, without its ``id`` (metrics are built inline,
-        in ``build_many``)."""
+    def _error_record(self, event: Event, suppressed: int = 0) -> dict[str, Any]:
+        """The record of an error event as a dict, without its ``seq`` and ``id`` (metrics are
+        built inline, in ``build_many``)."""
         _, now, exc_type, text, trace, metadata = event
         handled, mechanism, log = True, ERROR_CALL, None
         if trace.__class__ is Captured:
@@ -90,75 +133,159 @@ class RecordBuilder:
             **self._common,
             "log": None,
             "metadata": self._metadata(metadata),
-            "seq": seq,
+            "suppressed": suppressed,
             "timestamp": now,
         }
+        if self._error_sampler is not None:
+            record["sample_rate"] = self._error_rate
         exception: dict[str, Any] = {"handled": handled, "mechanism": mechanism}
         record["exception"] = exception
         if log is not None:
             record["log"] = {key: log[key] for key in LOG_FIELDS}
+            record["log"]["message"] = self._clean(record["log"]["message"])
         if exc_type is None:
             exception.update(type=None, value=None, traceback=None)
             record["fingerprint"] = None if log is None else log_fingerprint(log)
             return record
         name = tracebacks.type_name(exc_type)
         printed, fingerprint = tracebacks.describe(name, text, trace if trace is not None else ())
-        exception.update(type=name, value=text, traceback=printed if trace is not None else None)
+        exception.update(
+            type=name,
+            value=self._clean(text),
+            traceback=self._clean(printed) if trace is not None else None,
+        )
         record["fingerprint"] = fingerprint
         return record
 
+    def _fingerprint(self, event: Event) -> str | None:
+        """The fingerprint an error event's record will have."""
+        _, _, exc_type, _, trace, _ = event
+        if trace.__class__ is Captured:
+            if exc_type is None:
+                return None if trace.log is None else log_fingerprint(trace.log)
+            trace = trace.trace
+        if exc_type is None:
+            return None
+        return tracebacks.fingerprint(tracebacks.type_name(exc_type), trace)
+
+    def _admitted(self, event: Event) -> bool:
+        """Whether an error event gets a record now (sampling, then the rate limit)."""
+        if self._error_sampler is not None and not self._error_sampler.keep():
+            self.omit(SAMPLED, 1)
+            return False
+        if self.limiter is not None:
+            fingerprint = self._fingerprint(event)
+            verdict = RECORD if fingerprint is None else self.limiter.admit(fingerprint, event)
+            if verdict == HELD:
+                self.omit(RATE_LIMITED, 1)
+            return verdict == RECORD
+        return True
+
+    def summaries(
+        self, next_seq: Callable[[], int], now: float, everything: bool = False
+    ) -> tuple[list[tuple[str, bytes]], list[Exception]]:
+        """The summary records of the rate limit's windows that ended by ``now`` (of every
+        window, at a flush or exit)."""
+        if self.limiter is None:
+            return [], []
+        lines: list[tuple[str, bytes]] = []
+        failures: list[Exception] = []
+        for event, suppressed in self.limiter.due(now, everything):
+            try:
+                self._finish(ERROR, self._error_record(event, suppressed), next_seq, lines.append)
+            except Exception as exc:
+                failures.append(exc)
+        return lines, failures
+
+    def _finish(
+        self,
+        kind: str,
+        record: dict[str, Any],
+        next_seq: Callable[[], int],
+        append: Callable[[tuple[str, bytes]], None],
+    ) -> None:
+        """Run ``before_send``, then number the record and append its line."""
+        if self._before_send is not None:
+            shaped = self._before_send.apply(record)
+            if shaped is None:
+                self.omit(BEFORE_SEND, 1)
+                return
+            record = shaped
+        record["seq"] = next_seq()
+        try:
+            body = orjson.dumps(record, default=jsonsafe.readable, option=jsonsafe.OPTIONS)
+        except Exception:
+            body = jsonsafe.dumps(record)
+        if len(body) > self._max_line_bytes:
+            body = self._shortened(record)
+        digest = xxh3_128_hexdigest(body).encode()
+        append((kind, b"".join((body[:-1], b',"id":"', digest, b'"}\n'))))
+
     def build_many(
-        self, events: Iterable[Event], next_seq: Callable[[], int]
+        self, events: Iterable[Event], next_seq: Callable[[], int], *, shape: bool = True
     ) -> tuple[list[tuple[str, bytes]], list[Exception]]:
         """The finished lines of ``events``, and the errors of those that could not be built.
+        With ``shape`` (the default), sampling and the error rate limit apply.
 
         This is the shipper's inner loop, so the common case (a metric) is written out inline.
         """
         lines: list[tuple[str, bytes]] = []
         failures: list[Exception] = []
         append = lines.append
-        common, defaults, max_bytes = self._common, self._defaults, self._max_line_bytes
-        dumps, readable, options = orjson.dumps, jsonsafe.readable, jsonsafe.OPTIONS
+        common, defaults, scrub = self._common, self._defaults, self._scrub
+        sampler = self._metric_sampler if shape else None
         for event in events:
             try:
                 if event[0] == METRIC:
+                    if sampler is not None and not sampler.keep():
+                        self.omit(SAMPLED, 1)
+                        continue
                     _, now, name, value, metadata, timestamp = event
                     if metadata:
+                        if scrub is not None:
+                            metadata = scrub(metadata)
                         metadata = {**defaults, **metadata} if defaults else metadata
                     record = {
                         **common,
                         "metadata": metadata or defaults,
                         "metric_name": name if name.__class__ is str else tracebacks.safe_str(name),
-                        "seq": next_seq(),
                         "timestamp": now if timestamp is None else unix_time(timestamp),
                         "value": value,
                     }
-                    kind = METRIC
-                else:
-                    kind, record = ERROR, self._error_record(event, next_seq())
-                try:
-                    body = dumps(record, default=readable, option=options)
-                except Exception:
-                    body = jsonsafe.dumps(record)
-                if len(body) > max_bytes:
-                    body = self._shortened(record)
-                digest = xxh3_128_hexdigest(body).encode()
-                append((kind, b"".join((body[:-1], b',"id":"', digest, b'"}\n'))))
+                    if self._metric_sampler is not None:
+                        record["sample_rate"] = self._metric_rate
+                    self._finish(METRIC, record, next_seq, append)
+                elif not shape or self._admitted(event):
+                    self._finish(ERROR, self._error_record(event), next_seq, append)
             except Exception as exc:
                 failures.append(exc)
         return lines, failures
 
-    def build(self, event: Event, seq: int) -> tuple[str, bytes]:
-        """The finished JSON line of one event (ending in ``\\n``) and its kind: the
-        compiled writer's fallback, which writes errors from a template once it was made."""
-        if self._error_lines is not None and event[0] == ERROR:
-            line = self._error_lines.line(event, seq)
-            if line is not None:
-                return ERROR, line
-        lines, failures = self.build_many((event,), lambda: seq)
+    def build(
+        self, event: Event, seq: int | None = None, next_seq: Callable[[], int] | None = None
+    ) -> tuple[str, bytes] | None:
+        """The finished JSON line of one event (ending in ``\\n``) and its kind, or None when
+        sampling or the rate limit leave it out. With ``seq`` it takes that number and is not
+        shaped (a metric the compiled writer took a number for); else it takes ``next_seq()``
+        when it is kept. The compiled writer's fallback: it writes errors from a template once
+        it was made."""
+        if seq is not None:
+            next_seq = itertools.repeat(seq).__next__
+        elif next_seq is None:
+            raise ValueError("build() needs seq or next_seq")
+        elif event[0] == ERROR:
+            if not self._admitted(event):
+                return None
+            if self._error_lines is not None:
+                number = next_seq()
+                line = self._error_lines.line(event, number)
+                if line is not None:
+                    return ERROR, line
+                next_seq = itertools.repeat(number).__next__
+        lines, failures = self.build_many((event,), next_seq, shape=False)
         if failures:
             raise failures[0]
-        return lines[0]
+        return lines[0] if lines else None
 
     def common_json(self) -> dict[str, bytes]:
         """The JSON of each field every record of this configuration has."""
@@ -171,15 +298,26 @@ class RecordBuilder:
         return (
             b'{"context":%s,"host":%s,"metadata":' % (common["context"], common["host"]),
             b',"metric_name":',
-            b',"producer_id":%s,"run_id":%s,"seq":' % (common["producer_id"], common["run_id"]),
+            b',"producer_id":%s,"run_id":%s,%s"seq":'
+            % (common["producer_id"], common["run_id"], self._sample_rate_json(METRIC)),
             b',"stage":%s,"timestamp":' % common["stage"],
             b',"value":',
         )
 
+    def _sample_rate_json(self, kind: str) -> bytes:
+        """The ``sample_rate`` field and its comma, for records of ``kind`` when sampled."""
+        sampled = self._metric_sampler if kind == METRIC else self._error_sampler
+        if sampled is None:
+            return b""
+        return b'"sample_rate":%s,' % orjson.dumps(sampled.rate)
+
     def compiled_writer(self) -> Any | None:
         """The compiled writer of metric lines (``_build.MetricWriter``), when it was built and
-        not turned off by ``DXTRACK_PURE_PYTHON``; it gives the same bytes as ``build_many``."""
+        not turned off by ``DXTRACK_PURE_PYTHON`` (nor needless: ``before_send`` needs every
+        record as a dict); it gives the same bytes as ``build_many``."""
         if _build is None or os.environ.get(DXTRACK_PURE_PYTHON, "") not in ("", "0"):
+            return None
+        if self._before_send is not None:
             return None
         try:
             return self.make_writer()
@@ -189,7 +327,15 @@ class RecordBuilder:
     def make_writer(self) -> Any:
         """A new compiled writer of this builder's metric lines; from then on ``build`` writes
         errors from a template too."""
-        self._error_lines = ErrorLines(self.common_json(), self._defaults, self._max_line_bytes)
+        self._error_lines = ErrorLines(
+            self.common_json(),
+            self._defaults,
+            self._max_line_bytes,
+            scrub=self._scrub,
+            clean=self._clean,
+            sample_rate=self._sample_rate_json(ERROR),
+        )
+        scrubber = self._scrubber
         return _build.MetricWriter(
             parts=self.template(),
             defaults=self._defaults,
@@ -198,6 +344,10 @@ class RecordBuilder:
             option=jsonsafe.OPTIONS,
             metric_kind=METRIC,
             max_line=self._max_line_bytes,
+            sample_rate=self._metric_rate,
+            scrub=None if scrubber is None else scrubber.metadata,
+            known_keys=None if scrubber is None else scrubber.known,
+            seed=int.from_bytes(os.urandom(8), "little"),
         )
 
     def _shortened(self, record: dict[str, Any]) -> bytes:

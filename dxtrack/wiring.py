@@ -18,6 +18,7 @@ from dxtrack.delivery.spool import Spool
 from dxtrack.events import ERROR, METRIC
 from dxtrack.log import LogOnce
 from dxtrack.records import RecordBuilder
+from dxtrack.shaping import Shaping
 from dxtrack.sinks.base import Sink
 
 MAX_LINGER_SECONDS = 0.5
@@ -106,6 +107,14 @@ def new_builder(config: Config) -> RecordBuilder:
         default_metadata=config.default_metadata,
         producer_id=os.urandom(16).hex(),
         host=socket.gethostname(),
+        shaping=Shaping(
+            scrub=config.scrub,
+            scrub_keys=config.scrub_keys,
+            metric_sample_rate=config.metric_sample_rate,
+            error_sample_rate=config.error_sample_rate,
+            error_rate_limit=config.error_rate_limit,
+            before_send=config.before_send,
+        ),
     )
 
 

@@ -47,13 +47,15 @@ def _refuse_constant(name: str) -> None:
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh working directory and spool, no DXTRACK_* variables, dxtrack unconfigured; and
+    """A fresh working directory and spool, no DXTRACK_* variables but DXTRACK_STAGE=test,
+    dxtrack unconfigured; and
     every record a test left in the stage-test files is checked against the schema."""
     for name in list(os.environ):
         if name.startswith("DXTRACK_") and name != DXTRACK_PURE_PYTHON:  # the run's choice
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DXTRACK_SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.setenv("DXTRACK_STAGE", "test")  # as a job's environment would; stage is required
     yield tmp_path
     dxtrack.shutdown(timeout=5)
     api._sink_override = None

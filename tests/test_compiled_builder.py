@@ -246,3 +246,60 @@ def test_error_lines_from_the_template_match_the_reference(
     captured.append((ERROR, 6.0, None, None, None, {"outside": "except"}))
     compiled, reference = both(builder(defaults), captured)
     assert compiled == reference
+
+
+secretish = st.sampled_from(["token", "Password", "api-key", "dbPassword", "x", "session_id", "ok"])
+nested_metadata = st.one_of(
+    st.none(), st.dictionaries(st.one_of(secretish, st.text(max_size=6)), values, max_size=5)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(st.tuples(floats, nested_metadata), min_size=1, max_size=6),
+    defaults=st.dictionaries(secretish, plain, max_size=3),
+)
+def test_scrubbing_gives_the_same_bytes_compiled_and_in_python(
+    events: list[tuple[float, dict[str, Any] | None]], defaults: dict[str, Any]
+) -> None:
+    captured = [(METRIC, 1.0 + i, "m", value, md, None) for i, (value, md) in enumerate(events)]
+    compiled, reference = both(builder(defaults), captured)
+    assert compiled == reference
+    for _, line in compiled:
+        record = orjson.loads(line)
+        for key in ("token", "Password", "api-key", "dbPassword"):
+            assert record["metadata"].get(key, "[Filtered]") == "[Filtered]"
+
+
+def test_sampled_metrics_are_the_reference_lines_of_the_kept_events() -> None:
+    """The compiled writer leaves out about half, takes no seq for them, and writes each kept
+    one exactly as the pure-Python builder writes that event (unshaped, numbered in order)."""
+    from dxtrack.shaping import Shaping
+
+    def sampled() -> RecordBuilder:
+        return RecordBuilder(
+            context="c",
+            stage="prod",
+            run_id="r",
+            default_metadata={"d": 1},
+            producer_id="p" * 32,
+            host="h",
+            shaping=Shaping(metric_sample_rate=0.5),
+        )
+
+    b = sampled()
+    writer = b.make_writer()
+    captured = [(METRIC, 1.0 + i, "m", float(i), {"i": i}, None) for i in range(2_000)]
+    buffer: deque[Any] = deque()
+    for event in captured:
+        buffer.extend(event)
+    lines: list[bytes] = []
+    writer.build(buffer, len(captured), itertools.count(1).__next__, b.build, lines, [], [])
+    kept_times = [orjson.loads(line)["timestamp"] for line in lines]
+    assert 800 < len(lines) < 1_200
+    assert writer.take_sampled_out() == 2_000 - len(lines)
+    assert writer.take_sampled_out() == 0
+    kept = [event for event in captured if event[1] in set(kept_times)]
+    reference, _ = sampled().build_many(kept, itertools.count(1).__next__, shape=False)
+    assert lines == [line for _, line in reference]
+    assert all(b'"sample_rate":0.5,' in line for line in lines)

@@ -62,7 +62,9 @@ def track(metrics: int, errors: int, tag: str) -> None:
 def test_compressed_records_land_once_and_decode_as_one_stream(
     name: str, streams: Streams, firehose_calls: Hooks, tmp_path: Path
 ) -> None:
-    dxtrack.configure(**streams.settings(compression=name, spool_dir=tmp_path / "spool"))
+    dxtrack.configure(
+        **streams.settings(compression=name, spool_dir=tmp_path / "spool", error_rate_limit=None)
+    )
     track(20_000, 200, name)
     assert dxtrack.flush(timeout=60) is True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -38,10 +39,160 @@ def test_bad_arguments_raise_value_error_naming_them(kwargs: dict, names: str) -
         dxtrack.configure(**kwargs)
 
 
-def test_unknown_argument_is_a_type_error() -> None:
-    """A misspelt option is not silently ignored."""
-    with pytest.raises(TypeError, match="stagee"):
-        dxtrack.configure(context="c", stagee="test")
+@pytest.mark.parametrize(
+    ("option", "suggestion"),
+    [("regoin_name", "region_name"), ("stagee", "stage"), ("scrubkeys", "scrub_keys")],
+)
+def test_unknown_option_names_it_and_the_closest_one(option: str, suggestion: str) -> None:
+    """A misspelt option is a ValueError naming it and suggesting the option meant."""
+    with pytest.raises(ValueError, match=f"'{option}'.*did you mean '{suggestion}'"):
+        dxtrack.configure(context="c", stage="test", **{option: "x"})
+    assert dxtrack.stage is None  # nothing was configured
+
+
+def test_unknown_option_without_a_close_one_is_still_named() -> None:
+    with pytest.raises(ValueError, match="'zzzz'") as raised:
+        dxtrack.configure(context="c", stage="test", zzzz=1)  # type: ignore[arg-type]
+    assert "did you mean" not in str(raised.value)
+
+
+def test_stage_is_required(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No stage argument and no DXTRACK_STAGE: a ValueError naming both, and no local files."""
+    monkeypatch.delenv("DXTRACK_STAGE")
+    for stage in (None, ""):
+        with pytest.raises(ValueError, match=r"stage.*DXTRACK_STAGE"):
+            dxtrack.configure(context="c", stage=stage)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="stage"):
+        dxtrack.configure(context="c", stage="production")  # type: ignore[arg-type]
+    with pytest.warns(RuntimeWarning, match="not configured"):
+        dxtrack.metric("m", 1)
+    assert not (tmp_path / ".dxtrack_output").exists()
+    monkeypatch.setenv("DXTRACK_STAGE", "test")
+    dxtrack.configure(context="c")
+    assert dxtrack.stage == "test"
+
+
+def test_missing_context_names_the_variable() -> None:
+    with pytest.raises(ValueError, match=r"context.*DXTRACK_CONTEXT"):
+        dxtrack.configure(stage="test")
+
+
+SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCY"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"aws_access_key_id": 12345, "aws_secret_access_key": SECRET},
+        {"aws_access_key_id": SECRET, "aws_secret_access_key": 12345},
+        {"aws_access_key_id": SECRET, "aws_secret_access_key": [SECRET]},
+        {"papertrail_token": [SECRET]},
+        {"papertrail_token": SECRET, "papertrail_url": f"http://logs.example/{SECRET}"},
+        {"papertrail_url": f"ftp://user:{SECRET}@logs.example/"},
+        {"aws_secret_access_key": SECRET},
+    ],
+)
+def test_bad_arguments_never_repeat_a_secret(kwargs: dict) -> None:
+    with pytest.raises(ValueError) as raised:
+        dxtrack.configure(context="c", stage="test", **kwargs)
+    assert SECRET not in str(raised.value)
+    assert SECRET not in repr(raised.value.__cause__) and raised.value.__context__ is None
+
+
+def test_bad_metadata_variable_is_not_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
+    for raw in (f'["{SECRET}"]', f'{{"password": "{SECRET}"'):
+        monkeypatch.setenv("DXTRACK_DEFAULT_METADATA", raw)
+        with pytest.raises(ValueError, match="DXTRACK_DEFAULT_METADATA") as raised:
+            build_config(context="c")
+        assert SECRET not in str(raised.value)
+
+
+def test_papertrail_token_is_refused_over_plain_http() -> None:
+    with pytest.raises(ValueError, match=r"papertrail_url.*https"):
+        build_config(context="c", papertrail_token="t", papertrail_url="http://127.0.0.1:9/x")
+    config = build_config(context="c", papertrail_token="t", papertrail_url="https://h/x")
+    assert config.papertrail_url == "https://h/x"
+
+
+def test_stored_configuration_masks_secrets() -> None:
+    config = build_config(
+        context="c",
+        aws_access_key_id="AKIA" + SECRET,
+        aws_secret_access_key=SECRET,
+        papertrail_token=SECRET + "tok",
+        papertrail_url=f"https://user:{SECRET}@logs.example/v1",
+        default_metadata={"db": {"Password": SECRET}, "api-key": SECRET, "team": "data"},
+        scrub_keys=["team"],
+    )
+    shown = repr(config)
+    assert SECRET not in shown and "'data'" not in shown
+    assert "[Filtered]" in shown and "logs.example" in shown
+    assert config.aws_secret_access_key == SECRET  # only the repr masks
+    assert config.default_metadata["api-key"] == SECRET
+
+
+class BadFloat:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __float__(self) -> float:
+        raise self.error
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr too")
+
+
+@pytest.mark.parametrize(
+    "error", [RuntimeError("boom"), KeyError("k"), ZeroDivisionError(), OverflowError()]
+)
+def test_value_whose_float_raises_anything_is_a_value_error(error: Exception) -> None:
+    dxtrack.configure(context="c", stage="test")
+    with pytest.raises(ValueError, match="value must be a number") as raised:
+        dxtrack.metric("m", BadFloat(error))  # type: ignore[arg-type]
+    assert raised.value.__cause__ is None
+
+
+class ExplodingMapping(Mapping):
+    """A mapping whose every read raises."""
+
+    def __getitem__(self, key: str) -> object:
+        raise RuntimeError("no")
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("no iteration")
+
+    def __len__(self) -> int:
+        return 3
+
+
+def test_metadata_whose_iteration_raises_never_raises_into_the_host() -> None:
+    dxtrack.configure(context="c", stage="test")
+    dxtrack.metric("m", 1, metadata=ExplodingMapping())
+    try:
+        raise ValueError("x")
+    except ValueError:
+        dxtrack.error(metadata=ExplodingMapping())
+    dxtrack.errors([KeyError("y")], metadata=ExplodingMapping())
+    assert dxtrack.flush(5)
+    out = Path(".dxtrack_output")
+    records = read_jsonl(out / "metric.jsonl") + read_jsonl(out / "error.jsonl")
+    assert len(records) == 3
+    for record in records:
+        assert record["metadata"] == {"dxtrack_unreadable_metadata": "RuntimeError"}
+
+
+def test_dir_shows_the_api_only_and_says_whether_compiled() -> None:
+    names = set(dir(dxtrack))
+    assert {"configure", "metric", "error", "errors", "stats", "compiled"} <= names
+    assert not {"sys", "Any", "annotations", "api", "client"} & names
+    from dxtrack.client import compiled_fast_path
+
+    assert dxtrack.compiled is compiled_fast_path()
+    import os
+
+    pure = os.environ.get("DXTRACK_PURE_PYTHON", "") not in ("", "0")
+    if pure:
+        assert dxtrack.compiled is False
 
 
 def test_every_reference_argument_is_accepted_and_kept() -> None:

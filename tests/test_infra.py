@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,11 @@ def record_jobs() -> None:
         except (ValueError, KeyError):
             dxtrack.error(metadata={"shop": f"s{i}"})
     dxtrack.errors([RuntimeError("never raised")])
+    for i in range(250):  # a storm: past error_rate_limit, a summary record counts the rest
+        try:
+            raise ConnectionError(f"retry {i}")
+        except ConnectionError:
+            dxtrack.error()
     logging.getLogger("jobs").error("shop %s is down", "s3")  # captured: a log record
     for i in range(1, 101):
         dxtrack.metric("rows.parsed", i, metadata={"shop": "s1"})
@@ -145,21 +151,28 @@ def check_queries(
     def day(record: dict[str, Any]) -> Any:
         return datetime.fromtimestamp(record["timestamp"], tz=timezone.utc).date()
 
+    def occurrences(key: Callable[[dict[str, Any]], Any]) -> dict[Any, int]:
+        """Occurrences by ``key``: a summary record stands for 1 + suppressed."""
+        counts: Counter[Any] = Counter()
+        for e in errors:
+            counts[key(e)] += 1 + e["suppressed"]
+        return dict(counts)
+
+    assert any(e["suppressed"] for e in errors), "the storm left a summary record"
     by_type = con.sql((QUERIES / "duckdb" / "errors_per_day_by_type.sql").read_text()).fetchall()
-    expected_types = Counter((day(e), e["exception"]["type"]) for e in errors)
-    assert {(d, t): n for d, t, n, _runs in by_type} == dict(expected_types)
+    expected_types = occurrences(lambda e: (day(e), e["exception"]["type"]))
+    assert expected_types[(day(errors[0]), "ConnectionError")] == 250
+    assert {(d, t): n for d, t, n, _runs in by_type} == expected_types
 
     by_fp = con.sql((QUERIES / "duckdb" / "errors_per_day_by_fingerprint.sql").read_text())
-    expected_fp = Counter((day(e), e["fingerprint"]) for e in errors)
-    assert {(d, f): n for d, f, _t, _v, n in by_fp.fetchall()} == dict(expected_fp)
+    expected_fp = occurrences(lambda e: (day(e), e["fingerprint"]))
+    assert {(d, f): n for d, f, _t, _v, n in by_fp.fetchall()} == expected_fp
 
     by_mechanism = con.sql((QUERIES / "duckdb" / "unhandled_errors_per_day.sql").read_text())
-    expected_mechanisms = Counter(
-        (day(e), e["exception"]["handled"], e["exception"]["mechanism"]) for e in errors
+    expected_mechanisms = occurrences(
+        lambda e: (day(e), e["exception"]["handled"], e["exception"]["mechanism"])
     )
-    assert {(d, h, m): n for d, h, m, n, _runs in by_mechanism.fetchall()} == dict(
-        expected_mechanisms
-    )
+    assert {(d, h, m): n for d, h, m, n, _runs in by_mechanism.fetchall()} == expected_mechanisms
 
     rows = con.sql((QUERIES / "duckdb" / "metric_percentiles.sql").read_text()).fetchall()
     by_name: dict[str, list[float]] = {}
@@ -175,8 +188,9 @@ def check_queries(
 def test_duckdb_queries_over_stage_test_files() -> None:
     """The queries run over the stage-test files and agree with Python; duplicates by id count
     once."""
-    dxtrack.configure(context="queries", stage="test")
+    dxtrack.configure(context="queries", stage="test", error_rate_limit=20)
     record_jobs()
+    assert dxtrack.flush(5)  # the storm's summary record
     out = Path(".dxtrack_output")
     duplicate = (out / "error.jsonl").read_text().splitlines()[0] + "\n"
     with open(out / "error.jsonl", "a") as handle:  # at-least-once delivery: a duplicate line
@@ -227,6 +241,7 @@ def test_template_deploys_and_sdk_records_land_under_its_prefixes(
         target.write_bytes(body)
     errors = [r for f in (lake / "error").glob("*.jsonl") for r in read_jsonl(f)]
     metrics = [r for f in (lake / "metric").glob("*.jsonl") for r in read_jsonl(f)]
-    assert len(errors) == 5 and len(metrics) == 102
+    assert sum(1 + e["suppressed"] for e in errors) == 5 + 250 and len(metrics) == 102
+    assert len(errors) == 5 + 100 + 1  # the storm: the limit, then its summary
     con = connect(f"'{lake}/error/*.jsonl'", f"'{lake}/metric/*.jsonl'")
     check_queries(con, errors, metrics)

@@ -3,6 +3,7 @@ method: multiprocessing.Process, Pool and ProcessPoolExecutor."""
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from pathlib import Path
 
@@ -139,3 +140,40 @@ def test_a_configuration_that_cannot_be_pickled_still_reaches_workers(tmp_path: 
     assert worker["metric_name"] == "worker"
     assert worker["metadata"] == parent["metadata"]
     assert parent["metadata"]["team"] == "data" and "lock" in parent["metadata"]["lock"]
+
+
+def test_sigterm_inside_threadings_locked_section_defers_instead_of_deadlocking(
+    tmp_path: Path,
+) -> None:
+    """A pool terminates its workers with SIGTERM, which may land while a worker's main thread
+    is inside ``threading`` holding the lock that ``Thread.start()`` takes (ending its threads).
+    dxtrack's handler must not start its closing thread there: it signals again a moment later,
+    then delivers the held metrics and dies of SIGTERM, as the process would have."""
+    outcome = run_program(
+        tmp_path,
+        """
+        import os, signal, threading, time
+        import dxtrack
+        dxtrack.configure(context="c", stage="test", buffer_metrics=True, exit_timeout=5)
+        for i in range(5):
+            dxtrack.metric("held", i)
+        # a function of threading's own file and name, holding the lock Thread.start() takes
+        source = (
+            "def start(lock, kill):\\n"
+            "    with lock:\\n"
+            "        kill()\\n"
+            "        for _ in range(20):\\n"
+            "            time.sleep(0.01)\\n"
+        )
+        namespace = {"time": time}
+        exec(compile(source, threading.__file__, "exec"), namespace)
+        namespace["start"](
+            threading._active_limbo_lock, lambda: os.kill(os.getpid(), signal.SIGTERM)
+        )
+        time.sleep(30)  # the deferred SIGTERM ends the process long before this
+        print("not killed")
+        """,
+        timeout=25,
+    )
+    assert outcome.returncode == -signal.SIGTERM, outcome.describe()
+    assert sorted(m["value"] for m in outcome.metrics) == [0, 1, 2, 3, 4]

@@ -20,6 +20,7 @@ from dxtrack.counters import Counters
 from dxtrack.events import EVENT_WIDTH, METRIC, Event, iter_events
 from dxtrack.log import LogOnce
 from dxtrack.records import RecordBuilder
+from dxtrack.shaping import SAMPLED
 
 STALE_EVENT_SECONDS: Final = 0.5
 """Captured events older than this are built at the builder's next look, however few they are
@@ -46,6 +47,7 @@ class Buffers:
         orphans: Sequence[Orphan] = (),
     ) -> None:
         self.builder = builder
+        builder.omit = stats.omit
         self._writer = builder.compiled_writer()
         self.stats = stats
         self._log_once = log_once
@@ -71,15 +73,17 @@ class Buffers:
         except (IndexError, TypeError):
             return False
 
-    def take(self, limit: int | None = None) -> tuple[int, Batch]:
+    def take(self, limit: int | None = None, *, final: bool = False) -> tuple[int, Batch]:
         """Build up to ``limit`` captured events (all when None), everything the orphans hold,
         and the lines waiting in ``built``; return how many captured events were taken, and the
-        lines. Call ``done()`` once the lines are queued."""
+        lines. ``final`` (a flush, or the end) adds the summary of every rate-limit window that
+        holds occurrences back. Call ``done()`` once the lines are queued."""
         self.draining += 1
         with self.drain_lock:
             taken = len(self.events) // EVENT_WIDTH
             taken = taken if limit is None else min(taken, limit)
             batch = self.build_from(self.events, taken)
+            merge(batch, by_kind(self.summaries(everything=final)))
         for orphan, lock in self.orphans:
             if orphan:
                 with lock:
@@ -96,21 +100,34 @@ class Buffers:
         writer when there is one, else one event at a time (no batch of event tuples outlives
         a young GC generation)."""
         if self._writer is None:
-            return by_kind(self.build(iter_events(buffer, count)))
+            lines, failures = self.builder.build_many(
+                iter_events(buffer, count), self._seq.__next__
+            )
+            self._count_failures(failures)
+            return by_kind(lines)
         metrics: list[bytes] = []
         others: list[Line] = []
-        failures: list[Exception] = []
+        failures = []
         self._writer.build(
             buffer, count, self._seq.__next__, self.builder.build, metrics, others, failures
         )
+        self.stats.omit(SAMPLED, self._writer.take_sampled_out())
         self._count_failures(failures)
         batch = by_kind(others)
         batch[METRIC] = metrics + batch.get(METRIC, [])
         return batch
 
     def build(self, events: Iterable[Event]) -> list[Line]:
-        """The lines of ``events``; those that can't be built are counted and logged."""
+        """The lines of ``events``, then the summaries of rate-limit windows that ended; those
+        that can't be built are counted and logged."""
         lines, failures = self.builder.build_many(events, self._seq.__next__)
+        self._count_failures(failures)
+        return lines + self.summaries()
+
+    def summaries(self, everything: bool = False) -> list[Line]:
+        """The summary records of the rate-limit windows that ended (of every window holding
+        occurrences back, with ``everything``)."""
+        lines, failures = self.builder.summaries(self._seq.__next__, time.time(), everything)
         self._count_failures(failures)
         return lines
 
@@ -129,6 +146,7 @@ class Buffers:
     def reset_after_fork(self, builder: RecordBuilder) -> None:
         """In a forked child: none of the parent's events, a new producer and sequence."""
         self.builder = builder
+        builder.omit = self.stats.omit
         self._writer = builder.compiled_writer()
         self.events = deque()
         self.drain_lock = threading.Lock()

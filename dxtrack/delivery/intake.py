@@ -129,8 +129,10 @@ class Intake:
             time.sleep(0.001)
         return True
 
-    def deliver_inline(self, events: Iterable[Event]) -> None:
+    def deliver_inline(self, events: Iterable[Event], *, summaries: bool = False) -> None:
         """Deliver to the inline routes now, on the caller's thread; hand on the rest.
+        ``summaries`` (a flush) adds the summary of every rate-limit window holding
+        occurrences back.
 
         A thread already inside (a signal handler that logs an error, a finalizer the garbage
         collector runs, while this thread delivers) leaves its events to the outer call."""
@@ -142,15 +144,18 @@ class Intake:
             self._inline_owner = me
             try:
                 while True:
-                    self._deliver_inline_now(events)
+                    self._deliver_inline_now(events, summaries)
+                    summaries = False
                     if not self._reentered:
                         break
                     events = [self._reentered.popleft() for _ in range(len(self._reentered))]
             finally:
                 self._inline_owner = None
 
-    def _deliver_inline_now(self, events: Iterable[Event]) -> None:
+    def _deliver_inline_now(self, events: Iterable[Event], summaries: bool = False) -> None:
         lines = self.buffers.build(events)
+        if summaries:
+            lines += self.buffers.summaries(everything=True)
         batch = by_kind(lines)
         for route in self._inline_routes:
             mine = lines_for(route, batch)

@@ -111,6 +111,8 @@ class Shipper(Intake):
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         since = time.monotonic()
+        if self._inline_routes and self.buffers.builder.limiter is not None:
+            self.deliver_inline((), summaries=True)
         for route in self._routes:
             route.flush_waits(True)
         try:
@@ -149,7 +151,7 @@ class Shipper(Intake):
         delivered = self.flush(timeout)
         with self._build_lock:
             self._closed = True
-            _, lines = self.buffers.take()
+            _, lines = self.buffers.take(final=True)
         for route in self._routes:
             mine = lines_for(route, lines)
             if route.inline and mine:
@@ -288,7 +290,7 @@ class Shipper(Intake):
 
     def _drain(self, limit: int) -> int:
         """Build up to ``limit`` captured events and queue them; return how many were taken."""
-        taken, lines = self.buffers.take(limit)
+        taken, lines = self.buffers.take(limit, final=self._flush_wanted)
         if taken:
             self._waited_in_vain = False
         try:

@@ -9,7 +9,8 @@ SELECT
     fingerprint,
     min(exception.type) AS error_type,
     min(exception.value) AS example_value,
-    count(*) AS errors
+    -- occurrences: a summary record stands for 1 + suppressed, a sampled one for 1 / sample_rate
+    CAST(round(sum((1 + coalesce(suppressed, 0)) / coalesce(sample_rate, 1.0))) AS BIGINT) AS errors
 FROM errors_once
 WHERE copy = 1
 GROUP BY 1, 2

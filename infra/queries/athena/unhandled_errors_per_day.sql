@@ -9,7 +9,8 @@ SELECT
     date(from_unixtime("timestamp")) AS day,
     exception.handled AS handled,
     exception.mechanism AS mechanism,
-    count(*) AS errors,
+    -- occurrences: a summary record stands for 1 + suppressed, a sampled one for 1 / sample_rate
+    CAST(round(sum((1 + coalesce(suppressed, 0)) / coalesce(sample_rate, 1.0))) AS BIGINT) AS errors,
     count(DISTINCT run_id) AS runs
 FROM errors_once
 WHERE copy = 1

@@ -5,7 +5,8 @@ WITH errors_once AS (
 SELECT
     CAST(make_timestamp(CAST("timestamp" * 1e6 AS BIGINT)) AS DATE) AS day,
     exception.type AS error_type,
-    count(*) AS errors,
+    -- occurrences: a summary record stands for 1 + suppressed, a sampled one for 1 / sample_rate
+    CAST(round(sum((1 + coalesce(suppressed, 0)) / coalesce(sample_rate, 1.0))) AS BIGINT) AS errors,
     count(DISTINCT run_id) AS runs
 FROM errors_once
 GROUP BY day, error_type

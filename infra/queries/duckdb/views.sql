@@ -20,6 +20,8 @@ SELECT * FROM read_json(
         'host': 'VARCHAR',
         'producer_id': 'VARCHAR',
         'seq': 'BIGINT',
+        'sample_rate': 'DOUBLE',
+        'suppressed': 'BIGINT',
         'id': 'VARCHAR'
     }
 );
@@ -40,6 +42,7 @@ SELECT * FROM read_json(
         'host': 'VARCHAR',
         'producer_id': 'VARCHAR',
         'seq': 'BIGINT',
+        'sample_rate': 'DOUBLE',
         'id': 'VARCHAR'
     }
 );
