@@ -111,6 +111,11 @@ class ErrorLimiter:
             window.last = event
             return SUMMARIZED if window.held == 1 else HELD
 
+    def holding(self) -> bool:
+        """Whether a summary is owed: occurrences are held back, or a window closed."""
+        with self._lock:
+            return bool(self._ready) or any(w.held for w in self._windows.values())
+
     def due(self, now: float, everything: bool = False) -> list[tuple[Event, int]]:
         """The summaries of closed windows and of those that ended by ``now`` (of every
         window, at a flush or exit: the window goes on, with nothing held)."""

@@ -393,3 +393,35 @@ def test_omitted_is_not_dropped() -> None:
     stats = dxtrack.stats()
     assert stats["dropped"] == 0 and stats["omitted"] > 0
     assert stats["omitted"] == stats["omitted.sampled"] + stats["omitted.rate_limited"]
+
+
+def test_a_storm_in_prod_lands_in_s3_counting_exactly_at_exit(streams: Any, tmp_path: Path) -> None:
+    """Through Firehose (a moto server over HTTP) from a child that exits normally right after
+    a storm: the summary owed at exit is delivered, not spooled, and the counts add up."""
+    from tests.capture_programs import run_program
+
+    outcome = run_program(
+        tmp_path,
+        """
+        import dxtrack
+        dxtrack.configure()
+        for i in range(30_000):
+            try:
+                raise TimeoutError(f"upstream {i}")
+            except TimeoutError:
+                dxtrack.error()
+        print(dxtrack.flush(30))
+        for i in range(5_000):  # held back after the flush: owed at exit
+            try:
+                raise TimeoutError(f"upstream {i}")
+            except TimeoutError:
+                dxtrack.error()
+        """,
+        env={**streams.env(), "DXTRACK_SPOOL_DIR": str(tmp_path / "spool")},
+    )
+    assert outcome.returncode == 0 and outcome.stdout.strip() == "True", outcome.describe()
+    records = streams.records("error")
+    assert sum(1 + record["suppressed"] for record in records) == 35_000
+    assert len(records) == 100 + 2  # the limit (one window), a summary at the flush and at exit
+    assert_seq_unbroken(records)
+    assert "spooled" not in outcome.stderr

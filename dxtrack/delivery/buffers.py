@@ -60,8 +60,12 @@ class Buffers:
         """Above 0 while lines taken out of the buffers are not yet queued anywhere."""
 
     def empty(self) -> bool:
-        """Whether nothing waits to be built or queued."""
+        """Whether nothing waits to be built or queued (a summary the error rate limit owes
+        waits too: ``take(final=True)`` builds it)."""
         if self.events or self.built or self.draining:
+            return False
+        limiter = self.builder.limiter
+        if limiter is not None and limiter.holding():
             return False
         return not any(orphan for orphan, _ in self.orphans)
 
@@ -83,7 +87,8 @@ class Buffers:
             taken = len(self.events) // EVENT_WIDTH
             taken = taken if limit is None else min(taken, limit)
             batch = self.build_from(self.events, taken)
-            merge(batch, by_kind(self.summaries(everything=final)))
+            # at a flush, the summaries once the buffer is drained (not one per chunk)
+            merge(batch, by_kind(self.summaries(everything=final and not self.events)))
         for orphan, lock in self.orphans:
             if orphan:
                 with lock:
