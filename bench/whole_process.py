@@ -32,6 +32,7 @@ import tempfile
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 NAME, VALUE = "http.server.latency", 12.5
 METADATA = {"route": "/api/v1/items", "status": 200, "region": "eu-west-1"}
@@ -100,13 +101,14 @@ def case_raise(n: int) -> dict[str, float]:
     return {"cpu": timed(loop)}
 
 
-def configured(compression: str) -> Callable[[], dict[str, int]]:
+def configured(compression: str, **more: Any) -> Callable[[], dict[str, int]]:
     sys.path.insert(0, str(HERE))
     from _common import configure_against_new_streams
 
     import dxtrack
 
     settings = {} if compression == "none" else {"compression": compression}
+    settings.update(more)
     configure_against_new_streams(context="bench", **settings)
     # warm up, untimed: the first call to a stream creates its connection and botocore's
     # lazily built state, which under full load takes long enough to be taken for a stall
@@ -136,8 +138,10 @@ def case_metric(n: int, compression: str) -> dict[str, float]:
     return {"cpu": used, **stats()}
 
 
-def case_error(n: int, compression: str) -> dict[str, float]:
-    stats = configured(compression)
+def case_error(n: int, compression: str, limited: bool) -> dict[str, float]:
+    """Every call a record (``error_rate_limit=None``), or the default rate limit: the same
+    error raised in a loop is then a storm, and most calls are counted, not built."""
+    stats = configured(compression) if limited else configured(compression, error_rate_limit=None)
     import dxtrack
 
     error = dxtrack.error
@@ -212,7 +216,7 @@ def child(args: argparse.Namespace) -> None:
     elif kind == "metric":
         result = case_metric(args.calls, args.compression)
     elif kind == "error":
-        result = case_error(args.errors, args.compression)
+        result = case_error(args.errors, args.compression, limited=who == "limited")
     else:
         result = case_loop(args.loop_calls, who, args.compression)
     print(json.dumps(result))
@@ -269,6 +273,7 @@ def main() -> None:
         raise_only, _ = median("raise", args.errors)
         metric, metric_stats = median("metric", args.calls)
         error, error_stats = median("error", args.errors)
+        storm, storm_stats = median("error:limited", args.errors)
         loops = {who: median(f"loop:{who}", args.loop_calls)[0] for who in LOOP_CASES}
 
     print(f"compression: {args.compression}; median of {args.reps} runs; CPU of the whole process")
@@ -285,6 +290,11 @@ def main() -> None:
         f"{net / base:5.2f}x baseline (goal ≤ 20x); "
         f"delivered {error_stats['delivered']:,} of {args.errors:,}, "
         f"spooled {error_stats['spooled']:,}"
+    )
+    print(
+        f"error() in a storm, default error_rate_limit: {storm - raise_only:6.2f} µs net = "
+        f"{(storm - raise_only) / base:5.2f}x baseline per call; "
+        f"{storm_stats['delivered']:,} records stand for {args.errors:,} calls"
     )
     bare = loops.pop("none")
     print(f"loop of {bare:.2f} µs work per iteration, slowdown with one call per iteration:")
