@@ -24,6 +24,7 @@ DEFAULT_DENYLIST: Final = (
     "access_key", "secret_key", "pwd", "passphrase", "dsn", "credential", "signature",
 )  # fmt: skip
 
+_PLAIN: Final = frozenset((str, int, float, bool, type(None)))
 _URL_CREDENTIALS: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@\"'<>]+@")
 _CAMEL: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEPARATORS: Final = re.compile(r"[-.\s]+")
@@ -74,8 +75,10 @@ class Scrubber:
     def metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
         """``metadata`` itself when it holds no secret and nothing nested, else a scrubbed copy
         (the caller's own objects are never changed)."""
+        known = self._known
         for key, value in metadata.items():
-            if self.secret(key) or isinstance(value, Mapping | list | tuple):
+            # the common case, without a call: a key known to be harmless, a plain value
+            if known.get(key) is not False or value.__class__ not in _PLAIN:
                 return self._dict(metadata)
         return metadata
 
