@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system-deps lint test demo bench clean
+.PHONY: install system-deps lint test versions demo bench clean
 
 $(VENV)/.installed: pyproject.toml dxtrack/_hotpath.c dxtrack/_build.c
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,37 @@ lint: install
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-# Twice: with the compiled fast path of metric()/error() (as installed), then without it.
+# Twice: with the compiled fast path of metric()/error() (as installed), then without it (all
+# but the two files about delivery through outages and process deaths, which both paths share);
+# then the capture and record tests on the other Pythons.
 test: lint
 	$(PY) -m pytest
-	DXTRACK_PURE_PYTHON=1 $(PY) -m pytest -q
+	DXTRACK_PURE_PYTHON=1 $(PY) -m pytest -q \
+	  --deselect tests/test_lifecycle.py --deselect tests/test_delivery_adversarial.py
+	$(MAKE) versions
+
+# The capture and record tests (tracebacks identical to Python's own, among them) on each other
+# CPython that pyenv has, compiled, and the traceback tests in pure Python too. Each version
+# gets its own venv; an editable install builds its own extension modules beside 3.11's.
+VERSIONS ?= 3.10 3.12 3.13
+VERSION_TESTS := tests/test_traceback_fidelity.py tests/test_records.py \
+	tests/test_compiled_builder.py tests/test_hotpath.py tests/test_jsonsafe.py \
+	tests/test_config.py tests/test_shaping.py tests/test_unhandled.py tests/test_helpers.py \
+	tests/test_logging_capture.py
+versions:
+	@set -e; root=$$(pyenv root 2>/dev/null || echo "$$HOME/.pyenv"); \
+	for v in $(VERSIONS); do \
+	  python=$$(ls -d "$$root"/versions/$$v.* 2>/dev/null | sort -V | tail -n 1)/bin/python; \
+	  if [ ! -x "$$python" ]; then echo "CPython $$v is not in $$root/versions"; exit 1; fi; \
+	  echo "== CPython $$v ($$python)"; \
+	  [ -x .venvs/$$v/bin/python ] || $$python -m venv .venvs/$$v; \
+	  .venvs/$$v/bin/python -m pip install -q --upgrade pip; \
+	  .venvs/$$v/bin/python -m pip install -q -e '.[test]'; \
+	  .venvs/$$v/bin/python -c 'import dxtrack; assert dxtrack.compiled, "not compiled"'; \
+	  .venvs/$$v/bin/python -m pytest -q -p no:cacheprovider $(VERSION_TESTS); \
+	  DXTRACK_PURE_PYTHON=1 .venvs/$$v/bin/python -m pytest -q -p no:cacheprovider \
+	    tests/test_traceback_fidelity.py tests/test_records.py; \
+	done
 
 demo: install
 	$(PY) examples/demo.py
@@ -38,4 +65,4 @@ bench: install
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .dxtrack_output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venvs .dxtrack_output .pytest_cache .mypy_cache .ruff_cache

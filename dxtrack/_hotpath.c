@@ -4,8 +4,8 @@
  * case itself: a float or int value, metadata that is None or a plain dict, no timestamp, and
  * room below the buffer's wake-up mark. It then appends the same flat event the Python method
  * would (see dxtrack/events.py) with one deque.extend. Anything else -- odd arguments, a full
- * buffer, an exception with a cause or context, an unconfigured client -- goes to the fallback,
- * unchanged, so both paths give the same records and raise the same errors.
+ * buffer, an exception that is not plain (a cause, notes, a group...), an unconfigured client --
+ * goes to the fallback, unchanged, so both paths give the same records and raise the same errors.
  *
  * Thread safety: under the GIL, nothing between reading the buffer and extending it runs Python
  * code, so a concurrent route() (reconfiguration) can't slip in between.
@@ -36,6 +36,7 @@ typedef struct {
 
 static PyObject *str_metric_name, *str_value, *str_metadata, *str_timestamp;
 static PyObject *str_recorded; /* capture.RECORDED_ATTRIBUTE, set on each recorded exception */
+static PyObject *str_notes;    /* "__notes__" */
 
 static PyObject *
 call_fallback(Entry *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
@@ -283,6 +284,49 @@ frames(PyObject *tb_object)
     return out;
 }
 
+/* Whether the exception surely prints as its frames and one last line (tracebacks.plain()):
+ * no cause or context, no notes, not a group, a syntax error or an exception whose last line
+ * may suggest a name. The others go to the fallback, which decides and snapshots them. */
+static int
+plain(PyObject *exc)
+{
+    PyBaseExceptionObject *base = (PyBaseExceptionObject *)exc;
+    if (base->cause != NULL || (base->context != NULL && !base->suppress_context)) {
+        return 0;
+    }
+    if (base->dict != NULL) {
+        int notes = PyDict_Contains(base->dict, str_notes);
+        if (notes != 0) {
+            PyErr_Clear();  /* notes, or an error looking: the fallback decides */
+            return 0;
+        }
+    }
+    if (PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_SyntaxError)) {
+        return 0;
+    }
+#if PY_VERSION_HEX >= 0x030B0000
+    if (PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_BaseExceptionGroup)) {
+        return 0;
+    }
+#else
+    PyObject *mro = Py_TYPE(exc)->tp_mro;  /* the exceptiongroup backport's groups */
+    for (Py_ssize_t i = 0; mro != NULL && i < PyTuple_GET_SIZE(mro); i++) {
+        if (strcmp(((PyTypeObject *)PyTuple_GET_ITEM(mro, i))->tp_name,
+                   "BaseExceptionGroup") == 0) {
+            return 0;
+        }
+    }
+#endif
+    /* a suggestion ("Did you mean") depends on the Python and its traceback module: the
+     * fallback decides (tracebacks.plain) */
+    if (PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_NameError)
+        || PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_AttributeError)
+        || PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_ImportError)) {
+        return 0;
+    }
+    return 1;
+}
+
 /* error(metadata=None) */
 static PyObject *
 error_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
@@ -297,13 +341,8 @@ error_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObj
         PyErr_Clear();
         return call_fallback(self, args, nargsf, kwnames);
     }
-    PyObject *cause = PyException_GetCause(exc);
-    PyObject *context = PyException_GetContext(exc);
-    int chained = cause != NULL
-        || (context != NULL && !((PyBaseExceptionObject *)exc)->suppress_context);
-    Py_XDECREF(cause);
-    Py_XDECREF(context);
-    PyObject *metadata = chained ? NULL : copy_metadata(slots[0]);
+    int chained = !plain(exc);
+    PyObject *metadata = chained ? NULL : copy_metadata(slots[0]);  /* else the fallback */
     if (metadata == NULL) {
         Py_DECREF(exc);
         return call_fallback(self, args, nargsf, kwnames);
@@ -517,7 +556,9 @@ PyInit__hotpath(void)
     str_metadata = PyUnicode_InternFromString("metadata");
     str_timestamp = PyUnicode_InternFromString("timestamp");
     str_recorded = PyUnicode_InternFromString("__dxtrack_recorded__");
-    if (!str_metric_name || !str_value || !str_metadata || !str_timestamp || !str_recorded) {
+    str_notes = PyUnicode_InternFromString("__notes__");
+    if (!str_metric_name || !str_value || !str_metadata || !str_timestamp || !str_recorded
+        || !str_notes) {
         return NULL;
     }
     names_metric[0] = str_metric_name;

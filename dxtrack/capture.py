@@ -91,7 +91,7 @@ def exception_event(
     if mark_recorded:
         mark(exc)
     captured = Captured(trace, mechanism, handled, log)
-    return (ERROR, time.time(), type(exc), tracebacks.safe_str(exc), captured, metadata)
+    return (ERROR, time.time(), type(exc), tracebacks.exception_text(exc), captured, metadata)
 
 
 def exception_events(
@@ -105,8 +105,11 @@ def exception_events(
         if isinstance(exc, BaseException):
             trace = tracebacks.capture(exc, exc.__traceback__)
             mark(exc)
+            text = tracebacks.exception_text(exc)
+        else:
+            text = tracebacks.safe_str(exc)
         captured = Captured(trace, mechanism, True)
-        events.append((ERROR, now, type(exc), tracebacks.safe_str(exc), captured, metadata))
+        events.append((ERROR, now, type(exc), text, captured, metadata))
     return events
 
 

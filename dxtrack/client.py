@@ -220,16 +220,8 @@ class Client:
         if exc_value is None:
             self._error_outside_except(metadata)
             return
-        try:
-            text = str(exc_value)
-        except Exception:
-            text = tracebacks.safe_str(exc_value)
-        if exc_value.__cause__ is None and (
-            exc_value.__context__ is None or exc_value.__suppress_context__
-        ):
-            trace: tracebacks.Trace = tracebacks.frames(tb)
-        else:
-            trace = tracebacks.Chained(tracebacks.frames(tb), tracebacks.chain(exc_value))
+        text = tracebacks.exception_text(exc_value)
+        trace = tracebacks.capture(exc_value, tb)
         buffer = self._error_buffer
         if len(buffer) < self._error_limit:  # the fast path, as in metric()
             buffer.extend((ERROR, _now(), exc_type, text, trace, metadata))

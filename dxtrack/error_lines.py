@@ -56,6 +56,7 @@ class ErrorLines:
         self._defaults_json = nested_json(defaults)
         self._max_line_bytes = max_line_bytes
         self._kept: dict[tuple[Any, str, int], tuple[tracebacks.Frames, bytes]] = {}
+        self._generation = tracebacks.generation
 
     def line(self, event: Event, seq: int) -> bytes | None:
         """The finished line of an error event, or None when the builder must make it."""
@@ -83,11 +84,14 @@ class ErrorLines:
 
     def _exception(self, exc_type: Any, text: str, trace: tracebacks.Frames) -> bytes:
         """The JSON of ``"exception"`` and ``"fingerprint"`` (between them, the separator)."""
+        if self._generation != tracebacks.generation:  # a source file changed: read it again
+            self._kept.clear()
+            self._generation = tracebacks.generation
         key = (exc_type, text, tracebacks.frames_key(trace))
         found = self._kept.get(key)
         if found is None or not tracebacks.same_frames(found[0], trace):
             name = tracebacks.type_name(exc_type)
-            printed, fingerprint = tracebacks.describe(name, text, trace)
+            printed, fingerprint = tracebacks.describe(exc_type, text, trace)
             exception = orjson.dumps(
                 {
                     "handled": True,

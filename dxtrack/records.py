@@ -148,7 +148,10 @@ class RecordBuilder:
             record["fingerprint"] = None if log is None else log_fingerprint(log)
             return record
         name = tracebacks.type_name(exc_type)
-        printed, fingerprint = tracebacks.describe(name, text, trace if trace is not None else ())
+        if trace is None:
+            printed, fingerprint = "", tracebacks.fingerprint(name, None)
+        else:
+            printed, fingerprint = tracebacks.describe(exc_type, text, trace)
         exception.update(
             type=name,
             value=self._clean(text),

@@ -1,53 +1,80 @@
 """Exceptions captured cheaply on the caller's thread, formatted later on the shipper.
 
-``capture`` keeps each frame's code object and line number, and the text of the exception and
-of any chained cause or context. It keeps no traceback, frame or exception object: those would
-hold the frames' locals alive, and thousands of them waiting for the shipper would make the
-garbage collector walk the host's whole heap. The result holds only strings, numbers, code objects
-and tuples of them, which the collector stops tracking.
+``capture`` keeps each frame's code object and instruction offset, flat, and the exception's
+text: no traceback, frame or exception object, which would hold the frames' locals alive, and
+thousands of them waiting for the shipper would make the garbage collector walk the host's
+whole heap. An exception that needs more to be printed as Python prints it (a cause or context,
+notes, an exception group, a syntax error's place, a name suggestion) is taken as a
+``traceback.TracebackException`` instead (``Snapshot``), which holds strings and frame
+summaries only.
 
-``format`` writes the classic ``Traceback (most recent call last):`` text from that, reading
-source lines with ``linecache`` on the shipper's thread.
+``describe`` writes the printable text with the standard library (``traceback_text``), and
+keeps the text of each distinct frame list: the same error raised in a loop is formatted once.
 """
 
 from __future__ import annotations
 
+import linecache
 import operator
 import os
+import sys
+import traceback
 from collections.abc import Callable
 from types import CodeType, TracebackType
 from typing import Any
 
 from xxhash import xxh3_64_hexdigest
 
+from dxtrack import traceback_text
 from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
 
 Frames = tuple[CodeType | int, ...]
 """Flat: code, offset, code, offset... for each frame, outermost first. The offset is that of
 the frame's last instruction: ``tb_lasti`` is cheap to read, where ``tb_lineno`` has to search
-the line table (``line_number`` does that, on the shipper). One flat tuple, not a tuple per
+the line table (``traceback_text`` does that, on the shipper). One flat tuple, not a tuple per
 frame, costs the garbage collector one allocation instead of a dozen."""
-Block = tuple[str, str, Frames, str]
-"""A chained exception: type name, text, frames, and how it leads to the next one."""
 
 
-class Chained:
-    """The trace of an exception with a cause or context: its own frames, and the chain."""
+class Snapshot:
+    """The trace of an exception that ``traceback`` needs more than frames to print: its own
+    frames (for the fingerprint) and what ``traceback.TracebackException`` took of it."""
 
-    __slots__ = ("chain", "frames")
+    __slots__ = ("frames", "taken")
 
-    def __init__(self, frames: Frames, chain: tuple[Block, ...]) -> None:
+    def __init__(self, frames: Frames, taken: traceback.TracebackException) -> None:
         self.frames = frames
-        self.chain = chain
+        self.taken = taken
 
 
-Trace = Frames | Chained
+Trace = Frames | Snapshot
 """Just the frames (the common case, which holds nothing the garbage collector tracks), or
-``Chained`` when the exception has a cause or context."""
+``Snapshot``."""
 
-MAX_CHAIN = 8
-_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
-_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+_NAMED = (NameError, AttributeError, ImportError)
+"""Exceptions whose last line ``traceback`` may end with a suggestion (``Did you mean``), which
+it computes from the frame: taken on the caller's thread when it does."""
+_SPECIAL: tuple[type[BaseException], ...] = (SyntaxError,)
+if sys.version_info >= (3, 11):
+    import builtins
+
+    _SPECIAL += (builtins.BaseExceptionGroup,)
+
+
+def _suggests_names() -> bool:
+    """Whether ``traceback`` writes name suggestions: from 3.12, or when a backport (the
+    ``exceptiongroup`` package on 3.10) replaced its ``TracebackException``."""
+    if sys.version_info >= (3, 12):
+        return True
+    return getattr(traceback.TracebackException.__init__, "__module__", "") != "traceback"
+
+
+def _a_group(exc: BaseException) -> bool:
+    """An exception group: the builtin one, or the ``exceptiongroup`` backport's on 3.10."""
+    if isinstance(exc, _SPECIAL):
+        return True
+    return sys.version_info < (3, 11) and any(
+        cls.__name__ == "BaseExceptionGroup" for cls in type(exc).__mro__
+    )
 
 
 def type_name(exc_type: type[BaseException]) -> str:
@@ -63,6 +90,14 @@ def safe_str(value: object) -> str:
         return str(value)
     except Exception as exc:
         return f"<str() failed: {type(exc).__name__}>"
+
+
+def exception_text(exc: BaseException) -> str:
+    """``str(exc)``, or what ``traceback`` prints when that raises."""
+    try:
+        return str(exc)
+    except Exception:
+        return "<exception str() failed>"
 
 
 def frames(tb: TracebackType | None) -> Frames:
@@ -81,42 +116,26 @@ def pairs(frame_list: Frames) -> list[tuple[CodeType, int]]:
     return list(zip(frame_list[::2], frame_list[1::2], strict=True))  # type: ignore[arg-type]
 
 
-def line_number(code: CodeType, lasti: int) -> int | None:
-    """The source line of the instruction at byte offset ``lasti`` (what ``tb_lineno`` gives)."""
-    for start, end, line in code.co_lines():
-        if start <= lasti < end:
-            return line
-    return None
+def plain(exc: BaseException) -> bool:
+    """Whether ``exc`` prints as its frames and one last line: no cause or context, no notes,
+    not a group, a syntax error, or an exception ``traceback`` suggests a name for."""
+    if exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
+        return False
+    if "__notes__" in vars(exc) or _a_group(exc):
+        return False
+    return not (isinstance(exc, _NAMED) and _suggests_names())
 
 
 def capture(exc: BaseException, tb: TracebackType | None) -> Trace | None:
     """What the shipper needs to format ``exc``'s traceback later; None if it was never raised."""
     if tb is None:
         return None
-    if exc.__cause__ is None and (exc.__context__ is None or exc.__suppress_context__):
+    if plain(exc):
         return frames(tb)
-    return Chained(frames(tb), chain(exc))
-
-
-def chain(exc: BaseException) -> tuple[Block, ...]:
-    """The causes and contexts that led to ``exc``, oldest first."""
-    blocks: list[Block] = []
-    seen = {id(exc)}
-    current = exc
-    while len(blocks) < MAX_CHAIN:
-        if current.__cause__ is not None:
-            nxt, link = current.__cause__, "cause"
-        elif current.__context__ is not None and not current.__suppress_context__:
-            nxt, link = current.__context__, "context"
-        else:
-            break
-        if id(nxt) in seen:
-            break
-        seen.add(id(nxt))
-        blocks.append((type_name(type(nxt)), safe_str(nxt), frames(nxt.__traceback__), link))
-        current = nxt
-    blocks.reverse()
-    return tuple(blocks)
+    try:
+        return Snapshot(frames(tb), traceback_text.snapshot(exc))
+    except Exception:  # an exception traceback itself can't take: its frames at least
+        return frames(tb)
 
 
 MAX_CACHED = 2_048
@@ -160,43 +179,54 @@ def _cached(frame_list: Frames) -> tuple[Frames, str, dict[str, str]]:
     return entry
 
 
+_sources: dict[str, tuple[float, int] | None] = {}
+"""The files whose lines a kept text shows, with their modification time and size."""
+generation = 0
+"""Counts the times a source file changed under a kept text (``error_lines`` keeps texts too)."""
+
+
 def _frames_text(frame_list: Frames) -> str:
-    import linecache
-
-    if not frame_list:
-        return ""
-    lines = ["Traceback (most recent call last):\n"]
-    for code, lasti in pairs(frame_list):
-        lineno = line_number(code, lasti)
-        lines.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
-        source = linecache.getline(code.co_filename, lineno).strip() if lineno else ""
-        if source:
-            lines.append(f"    {source}\n")
-    return "".join(lines)
+    found = pairs(frame_list)
+    for code, _ in found:
+        if code.co_filename not in _sources:
+            _sources[code.co_filename] = _signature(code.co_filename)
+    return traceback_text.stack_text(found)
 
 
-def _block(name: str, text: str, frame_list: Frames) -> str:
-    last = f"{name}: {text}\n" if text else f"{name}\n"
-    return _cached(frame_list)[1] + last
+def _signature(filename: str) -> tuple[float, int] | None:
+    try:
+        status = os.stat(filename)
+    except (OSError, ValueError):
+        return None
+    return status.st_mtime, status.st_size
 
 
-def describe(name: str, text: str, trace: Trace) -> tuple[str, str]:
-    """The printable traceback, chained causes first, as Python prints it (without carets),
-    and the fingerprint."""
-    own, links = (trace.frames, trace.chain) if isinstance(trace, Chained) else (trace, ())
-    parts = []
-    for chained_name, chained_text, chained_frames, link in links:
-        parts.append(_block(chained_name, chained_text, chained_frames))
-        parts.append(_CAUSE if link == "cause" else _CONTEXT)
-    entry = _cached(own)
-    parts.append(entry[1])
-    parts.append(f"{name}: {text}\n" if text else f"{name}\n")
-    return "".join(parts), _known_fingerprint(name, entry)
+def recheck_sources() -> None:
+    """Forget the texts kept when a file they show changed or went (Python reads it again
+    each time it prints a traceback). The builder calls it before each batch of records."""
+    global generation
+    changed = [name for name, seen in _sources.items() if _signature(name) != seen]
+    if changed:
+        for name in changed:
+            del _sources[name]
+            linecache.checkcache(name)
+        _texts.clear()
+        generation += 1
 
 
-def format(name: str, text: str, trace: Trace) -> str:
-    """The printable traceback, chained causes first, as Python prints it (without carets)."""
-    return describe(name, text, trace)[0]
+def describe(exc_type: type[BaseException], text: str, trace: Trace) -> tuple[str, str]:
+    """The printable traceback, as ``traceback.format_exception`` prints it (less the ``^~``
+    lines under the stack's source lines), and the fingerprint."""
+    name = type_name(exc_type)
+    if isinstance(trace, Snapshot):
+        return traceback_text.snapshot_text(trace.taken), _fingerprint(name, trace.frames)
+    entry = _cached(trace)
+    return entry[1] + traceback_text.last_line(exc_type, text), _known_fingerprint(name, entry)
+
+
+def format(exc_type: type[BaseException], text: str, trace: Trace) -> str:
+    """The printable traceback (``describe`` without the fingerprint)."""
+    return describe(exc_type, text, trace)[0]
 
 
 def fingerprint(name: str, trace: Trace | None) -> str:
@@ -204,7 +234,7 @@ def fingerprint(name: str, trace: Trace | None) -> str:
 
     Line numbers are left out, so that an edit elsewhere in a file does not split a group.
     """
-    own = trace.frames if isinstance(trace, Chained) else trace or ()
+    own = trace.frames if isinstance(trace, Snapshot) else trace or ()
     return _known_fingerprint(name, _cached(own))
 
 

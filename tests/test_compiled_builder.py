@@ -173,8 +173,8 @@ def test_the_frame_cache_tells_apart_code_objects_that_compare_equal() -> None:
             assert isinstance(trace, tuple)
             traces.append(trace[2:])  # without this test's own frame
     assert traces[0][0] == traces[1][0] and traces[0][0] is not traces[1][0]
-    first = tracebacks.format("ValueError", "x", traces[0])
-    second = tracebacks.format("ValueError", "x", traces[1])
+    first = tracebacks.format(ValueError, "x", traces[0])
+    second = tracebacks.format(ValueError, "x", traces[1])
     assert '"first.py"' in first and '"second.py"' in second
     assert tracebacks.fingerprint("ValueError", traces[0]) != tracebacks.fingerprint(
         "ValueError", traces[1]

@@ -324,7 +324,7 @@ def test_traceback_text_matches_python(failing: Any) -> None:
         expected = "".join(traceback.format_exception(exc_type, exc, tb))
         trace = tracebacks.capture(exc, tb)
     assert trace is not None
-    ours = tracebacks.format(tracebacks.type_name(exc_type), str(exc), trace)
+    ours = tracebacks.format(exc_type, str(exc), trace)
     caret_lines = re.compile(r"^\s*[~^]+\s*$\n", re.MULTILINE)
     assert ours == caret_lines.sub("", expected)
 

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
+from dxtrack import tracebacks
 from dxtrack.counters import Counters
 from dxtrack.events import EVENT_WIDTH, METRIC, Event, iter_events
 from dxtrack.log import LogOnce
@@ -125,6 +126,7 @@ class Buffers:
     def build(self, events: Iterable[Event]) -> list[Line]:
         """The lines of ``events``, then the summaries of rate-limit windows that ended; those
         that can't be built are counted and logged."""
+        tracebacks.recheck_sources()
         lines, failures = self.builder.build_many(events, self._seq.__next__)
         self._count_failures(failures)
         return lines + self.summaries()
