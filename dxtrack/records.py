@@ -99,6 +99,7 @@ class RecordBuilder:
             self._defaults = self._scrub(self._defaults)
         self._max_line_bytes = max_line_bytes
         self._error_lines: ErrorLines | None = None
+        self._sources_checked = False
         self._metric_rate = shaping.metric_sample_rate
         self._error_rate = shaping.error_sample_rate
         self._metric_sampler = Sampler(self._metric_rate) if self._metric_rate < 1 else None
@@ -122,10 +123,21 @@ class RecordBuilder:
             return dict(metadata)
         return {**self._defaults, **metadata}
 
+    def start_batch(self) -> None:
+        """A new batch of events: the first error in it checks the source files of the texts
+        kept (changed files are read again, as Python does at each print)."""
+        self._sources_checked = False
+
+    def _check_sources(self) -> None:
+        if not self._sources_checked:
+            self._sources_checked = True
+            tracebacks.recheck_sources()
+
     def _error_record(self, event: Event, suppressed: int = 0) -> dict[str, Any]:
         """The record of an error event as a dict, without its ``seq`` and ``id`` (metrics are
         built inline, in ``build_many``)."""
         _, now, exc_type, text, trace, metadata = event
+        self._check_sources()
         handled, mechanism, log = True, ERROR_CALL, None
         if trace.__class__ is Captured:
             handled, mechanism, log, trace = trace.handled, trace.mechanism, trace.log, trace.trace
@@ -280,6 +292,7 @@ class RecordBuilder:
             if not self._admitted(event):
                 return None
             if self._error_lines is not None:
+                self._check_sources()
                 number = next_seq()
                 line = self._error_lines.line(event, number)
                 if line is not None:

@@ -66,9 +66,12 @@ def module_globals(filename: str) -> dict[str, Any]:
     if found is None and len(sys.modules) != _modules_seen:
         _modules_seen = len(sys.modules)
         for module in list(sys.modules.values()):
-            path = getattr(module, "__file__", None)
-            if isinstance(path, str):
-                _modules_by_file.setdefault(path, vars(module))
+            try:  # a lazy module or an odd object in sys.modules may refuse
+                path = getattr(module, "__file__", None)
+                if isinstance(path, str):
+                    _modules_by_file.setdefault(path, vars(module))
+            except Exception:
+                continue
         found = _modules_by_file.get(filename)
     return found if found is not None else {}
 

@@ -219,7 +219,10 @@ def describe(exc_type: type[BaseException], text: str, trace: Trace) -> tuple[st
     lines under the stack's source lines), and the fingerprint."""
     name = type_name(exc_type)
     if isinstance(trace, Snapshot):
-        return traceback_text.snapshot_text(trace.taken), _fingerprint(name, trace.frames)
+        try:
+            return traceback_text.snapshot_text(trace.taken), _fingerprint(name, trace.frames)
+        except Exception:  # traceback could not print it: the frames and last line at least
+            trace = trace.frames
     entry = _cached(trace)
     return entry[1] + traceback_text.last_line(exc_type, text), _known_fingerprint(name, entry)
 

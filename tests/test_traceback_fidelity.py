@@ -158,3 +158,39 @@ def test_main_module_edited_deleted_and_zipped_sources(tmp_path: Path) -> None:
     assert outcome.errors[5]["exception"]["mechanism"] == "excepthook"
     assert texts[5] == (tmp_path / "final.txt").read_text()
     assert "Broken: the end" in outcome.stderr  # Python's own report still printed
+
+
+def test_the_builder_reads_a_changed_source_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the background too: once a file changed, the next batch shows its new lines, as
+    Python does (it calls linecache.checkcache before each print); the kept text is not
+    served stale."""
+    import importlib
+
+    from dxtrack import api
+    from dxtrack.config import build_config
+    from dxtrack.sinks.memory import MemorySink
+    from dxtrack.wiring import SinkFactory
+
+    module = tmp_path / "changing_module.py"
+    module.write_text("def fail():\n    raise ValueError('first text')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    changing = importlib.import_module("changing_module")
+    lines: list[dict[str, Any]] = []
+    sinks: list[SinkFactory] = [(lambda: MemorySink("error", lines), False)]
+    client = api.current_client()
+    client.configure(build_config(context="c", stage="dev"), sinks)
+    expected = []
+    for edit in (None, "def fail():\n    raise ValueError('second, longer text')\n"):
+        if edit is not None:
+            module.write_text(edit)
+        try:
+            changing.fail()
+        except ValueError as exc:
+            expected.append(expected_text(exc))
+            dxtrack.error()
+        assert client.flush(10)
+    client.close()
+    assert "second, longer text" in expected[1]
+    assert [record["exception"]["traceback"] for record in lines] == expected

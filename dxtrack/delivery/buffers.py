@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from dxtrack import tracebacks
 from dxtrack.counters import Counters
 from dxtrack.events import EVENT_WIDTH, METRIC, Event, iter_events
 from dxtrack.log import LogOnce
@@ -105,6 +104,7 @@ class Buffers:
         """Pop ``count`` events from a flat buffer and build their lines: with the compiled
         writer when there is one, else one event at a time (no batch of event tuples outlives
         a young GC generation)."""
+        self.builder.start_batch()
         if self._writer is None:
             lines, failures = self.builder.build_many(
                 iter_events(buffer, count), self._seq.__next__
@@ -126,7 +126,7 @@ class Buffers:
     def build(self, events: Iterable[Event]) -> list[Line]:
         """The lines of ``events``, then the summaries of rate-limit windows that ended; those
         that can't be built are counted and logged."""
-        tracebacks.recheck_sources()
+        self.builder.start_batch()
         lines, failures = self.builder.build_many(events, self._seq.__next__)
         self._count_failures(failures)
         return lines + self.summaries()
