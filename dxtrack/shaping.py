@@ -137,6 +137,15 @@ def _summary(window: Window) -> list[tuple[Event, int]]:
     return summary
 
 
+_hook = threading.local()
+
+
+def inside_before_send() -> bool:
+    """Whether this thread is running the user's ``before_send``: what it logs is not captured
+    (a hook that logs an error for each record would otherwise feed itself forever)."""
+    return getattr(_hook, "on", False) is True
+
+
 class BeforeSend:
     """Runs the user's ``before_send`` on a copy of each record, as JSON types."""
 
@@ -148,11 +157,16 @@ class BeforeSend:
         """The record to send (the hook's, or ``record`` itself if the hook failed or returned
         something else than a record with the same fields), or None to drop it."""
         given = orjson.loads(jsonsafe.dumps(record))
+        _hook.on = True
         try:
             result = self._hook(given)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise  # the user's Ctrl-C, landed in the hook: not the hook's failure
+        except BaseException as exc:  # SystemExit too: it must not end the builder thread
             self._failed(f"raised {type(exc).__name__}: {exc}")
             return record
+        finally:
+            _hook.on = False
         if result is None:
             return None
         if not isinstance(result, dict) or result.keys() != record.keys():

@@ -191,7 +191,9 @@ def test_before_send_changes_and_drops_records_without_using_a_seq() -> None:
 
 
 @pytest.mark.parametrize(
-    "result", ["raise", "not a dict", "fields removed", "mutate then raise"], ids=str
+    "result",
+    ["raise", "not a dict", "fields removed", "mutate then raise", "SystemExit"],
+    ids=str,
 )
 def test_a_failing_before_send_keeps_the_record_unchanged_and_logs_once(
     result: str, caplog: pytest.LogCaptureFixture
@@ -199,6 +201,8 @@ def test_a_failing_before_send_keeps_the_record_unchanged_and_logs_once(
     def hook(record: dict[str, Any]) -> Any:
         if result == "raise":
             raise RuntimeError("hook bug")
+        if result == "SystemExit":
+            raise SystemExit(3)
         if result == "not a dict":
             return ["nope"]
         if result == "fields removed":
@@ -425,3 +429,43 @@ def test_a_storm_in_prod_lands_in_s3_counting_exactly_at_exit(streams: Any, tmp_
     assert len(records) == 100 + 2  # the limit (one window), a summary at the flush and at exit
     assert_seq_unbroken(records)
     assert "spooled" not in outcome.stderr
+
+
+@pytest.mark.parametrize("stage", ["test", "dev"])
+def test_a_before_send_that_logs_errors_does_not_feed_itself(
+    stage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the hook logs is not captured: a hook that logs an error for each record would
+    otherwise make a record of each log, forever. Its own tracking calls are recorded."""
+    from dxtrack import api
+    from dxtrack.sinks.memory import MemorySink
+    from dxtrack.wiring import SinkFactory
+
+    seen: list[str] = []
+
+    def hook(record: dict[str, Any]) -> dict[str, Any]:
+        logging.getLogger("app.hook").error("sending %s", record.get("metric_name"))
+        seen.append(str(record.get("metric_name")))
+        if record.get("metric_name") == "first":
+            dxtrack.metric("from.the.hook", 1)
+        return record
+
+    if stage == "test":
+        dxtrack.configure(context="c", stage="test", before_send=hook)
+    else:
+        from dxtrack.config import build_config
+
+        sinks: list[SinkFactory] = [(lambda: MemorySink("metric", kept), False)]
+        kept: list[dict[str, Any]] = []
+        api.current_client().configure(
+            build_config(context="c", stage="dev", before_send=hook), sinks
+        )
+    with caplog.at_level(logging.ERROR, logger="app.hook"):
+        dxtrack.metric("first", 1)
+        dxtrack.metric("second", 2)
+        assert dxtrack.flush(10)
+    records = landed("metric") if stage == "test" else kept
+    assert sorted(r["metric_name"] for r in records) == ["first", "from.the.hook", "second"]
+    assert landed("error") == []
+    assert sorted(seen) == ["first", "from.the.hook", "second"]
+    assert len([r for r in caplog.records if r.name == "app.hook"]) == 3  # logged as usual

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from dxtrack import capture, tracebacks
 from dxtrack.integrations.patches import Patch
 from dxtrack.log import SdkThread
+from dxtrack.shaping import inside_before_send
 
 if TYPE_CHECKING:
     from dxtrack.client import Client
@@ -45,7 +46,12 @@ def logging_hook(client: Client, level: int) -> Patch:
     """The patch of ``logging.Logger.callHandlers``, capturing records at ``level`` and above."""
 
     def call_handlers(logger: logging.Logger, record: logging.LogRecord) -> Any:
-        if patch.active and record.levelno >= level and not getattr(_busy, "on", False):
+        if (
+            patch.active
+            and record.levelno >= level
+            and not getattr(_busy, "on", False)
+            and not inside_before_send()
+        ):
             _busy.on = True
             try:
                 _capture(client, record)
