@@ -322,3 +322,19 @@ def test_calls_before_configure_do_nothing_and_warn_once(tmp_path: Path) -> None
     assert len([w for w in caught if "not configured" in str(w.message)]) == 1
     assert dxtrack.flush() is True
     assert not (tmp_path / ".dxtrack_output").exists()
+
+
+def test_help_lists_the_api_only() -> None:
+    """pydoc's FUNCTIONS and DATA sections of help(dxtrack) name the API and nothing the
+    package imports for itself (its PACKAGE CONTENTS, the module list pydoc always adds, aside)."""
+    import pydoc
+    import re
+
+    text = pydoc.render_doc(dxtrack, renderer=pydoc.plaintext)
+    sections = re.split(r"\n(?=[A-Z][A-Z ]+\n)", text)
+    named = set()
+    for section in sections:
+        title, _, body = section.partition("\n")
+        if title.strip() in ("FUNCTIONS", "DATA"):
+            named |= set(re.findall(r"^    (\w+)(?: = |\()", body, re.MULTILINE))
+    assert named == set(dxtrack.__all__)
