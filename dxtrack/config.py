@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -107,24 +108,12 @@ class Config:
         return bool(self.papertrail_hostport or self.papertrail_token)
 
 
-OPTIONS = (
-    "context", "stage", "run_id", "default_metadata", "profile_name", "aws_access_key_id",
-    "aws_secret_access_key", "buffer_metrics", "papertrail_hostport", "use_async_requests",
-    "region_name", "papertrail_transport", "papertrail_ca_file", "papertrail_token",
-    "papertrail_url", "papertrail_format", "error_stream", "metric_stream", "output_dir",
-    "spool_dir", "max_buffer", "flush_interval", "exit_timeout", "retry_budget",
-    "max_spool_bytes", "handle_sigterm", "compression", "capture_unhandled", "capture_log_level",
-    "scrub", "scrub_keys", "before_send", "metric_sample_rate", "error_sample_rate",
-    "error_rate_limit",
-)  # fmt: skip
-"""Every keyword of ``configure()``."""
-
-
 def check_known(options: Mapping[str, object]) -> None:
     """Raise the ``ValueError`` that names an unknown option, and the closest known one."""
+    known = tuple(inspect.signature(build_config).parameters)
     for name in options:
-        if name not in OPTIONS:
-            close = difflib.get_close_matches(name, OPTIONS, n=1)
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ValueError(f"configure() got an unknown option {name!r}{hint}")
 

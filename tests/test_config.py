@@ -338,3 +338,14 @@ def test_help_lists_the_api_only() -> None:
         if title.strip() in ("FUNCTIONS", "DATA"):
             named |= set(re.findall(r"^    (\w+)(?: = |\()", body, re.MULTILINE))
     assert named == set(dxtrack.__all__)
+
+
+def test_configure_and_build_config_take_the_same_options() -> None:
+    """configure()'s typed parameters are build_config's: the reference's ten in its order
+    (they may be passed by position), then the keyword-only options."""
+    import inspect
+
+    configure = [name for name in inspect.signature(dxtrack.configure).parameters]
+    build = list(inspect.signature(build_config).parameters)
+    assert configure[:10] == build[:10]
+    assert set(configure[10:]) - {"unknown"} == set(build[10:])
