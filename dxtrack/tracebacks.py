@@ -205,10 +205,11 @@ def recheck_sources() -> None:
     """Forget the texts kept when a file they show changed or went (Python reads it again
     each time it prints a traceback). The builder calls it before each batch of records."""
     global generation
-    changed = [name for name, seen in _sources.items() if _signature(name) != seen]
+    # a copy: a caller building its own records may add a file meanwhile
+    changed = [name for name, seen in list(_sources.items()) if _signature(name) != seen]
     if changed:
         for name in changed:
-            del _sources[name]
+            _sources.pop(name, None)
             linecache.checkcache(name)
         _texts.clear()
         generation += 1
