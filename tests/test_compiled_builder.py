@@ -39,8 +39,11 @@ names = st.one_of(st.text(max_size=30), st.sampled_from(["a.b", 'quote"d', "back
 floats = st.floats(allow_nan=True, allow_infinity=True)
 
 
-def builder(defaults: dict[str, Any] | None = None, max_line: int | None = None) -> RecordBuilder:
-    extra = {} if max_line is None else {"max_line_bytes": max_line}
+def builder(
+    defaults: dict[str, Any] | None = None, max_line: int | None = None, **extra: Any
+) -> RecordBuilder:
+    if max_line is not None:
+        extra["max_line_bytes"] = max_line
     return RecordBuilder(
         context='ctx \u00e9"x',
         stage="prod",
@@ -277,15 +280,7 @@ def test_sampled_metrics_are_the_reference_lines_of_the_kept_events() -> None:
     from dxtrack.shaping import Shaping
 
     def sampled() -> RecordBuilder:
-        return RecordBuilder(
-            context="c",
-            stage="prod",
-            run_id="r",
-            default_metadata={"d": 1},
-            producer_id="p" * 32,
-            host="h",
-            shaping=Shaping(metric_sample_rate=0.5),
-        )
+        return builder({"d": 1}, shaping=Shaping(metric_sample_rate=0.5))
 
     b = sampled()
     writer = b.make_writer()
