@@ -19,11 +19,11 @@ import duckdb
 import pytest
 
 import dxtrack
+from dxtrack import sql
 from dxtrack.record_schema import load_schema
 from tests import infra_template
 from tests.conftest import read_jsonl
 
-QUERIES = Path(__file__).resolve().parents[1] / "infra" / "queries"
 TABLES = {"error": "ErrorTable", "metric": "MetricTable"}
 
 
@@ -82,8 +82,11 @@ def test_glue_columns_match_the_json_schema(kind: str) -> None:
 
 def connect(error_files: str, metric_files: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    views = (QUERIES / "duckdb" / "views.sql").read_text()
-    con.execute(views.replace("{error_files}", error_files).replace("{metric_files}", metric_files))
+    con.execute(
+        sql.query("duckdb", "views")
+        .replace("{error_files}", error_files)
+        .replace("{metric_files}", metric_files)
+    )
     return con
 
 
@@ -159,22 +162,22 @@ def check_queries(
         return dict(counts)
 
     assert any(e["suppressed"] for e in errors), "the storm left a summary record"
-    by_type = con.sql((QUERIES / "duckdb" / "errors_per_day_by_type.sql").read_text()).fetchall()
+    by_type = con.sql(sql.query("duckdb", "errors_per_day_by_type")).fetchall()
     expected_types = occurrences(lambda e: (day(e), e["exception"]["type"]))
     assert expected_types[(day(errors[0]), "ConnectionError")] == 250
     assert {(d, t): n for d, t, n, _runs in by_type} == expected_types
 
-    by_fp = con.sql((QUERIES / "duckdb" / "errors_per_day_by_fingerprint.sql").read_text())
+    by_fp = con.sql(sql.query("duckdb", "errors_per_day_by_fingerprint"))
     expected_fp = occurrences(lambda e: (day(e), e["fingerprint"]))
     assert {(d, f): n for d, f, _t, _v, n in by_fp.fetchall()} == expected_fp
 
-    by_mechanism = con.sql((QUERIES / "duckdb" / "unhandled_errors_per_day.sql").read_text())
+    by_mechanism = con.sql(sql.query("duckdb", "unhandled_errors_per_day"))
     expected_mechanisms = occurrences(
         lambda e: (day(e), e["exception"]["handled"], e["exception"]["mechanism"])
     )
     assert {(d, h, m): n for d, h, m, n, _runs in by_mechanism.fetchall()} == expected_mechanisms
 
-    rows = con.sql((QUERIES / "duckdb" / "metric_percentiles.sql").read_text()).fetchall()
+    rows = con.sql(sql.query("duckdb", "metric_percentiles")).fetchall()
     by_name: dict[str, list[float]] = {}
     for m in metrics:
         by_name.setdefault(m["metric_name"], []).append(m["value"])

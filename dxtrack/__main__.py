@@ -1,0 +1,5 @@
+"""``python -m dxtrack``: the ``dxtrack`` command."""
+
+from dxtrack.cli import main
+
+main()

@@ -1,0 +1,37 @@
+"""The SQL over dxtrack's records, in one place: the DuckDB views and queries that the ``dxtrack``
+command, the HTML report and the dashboard run, and the same queries in Athena's dialect for the
+Glue tables that ``infra/dxtrack.yaml`` creates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib.resources import files
+from typing import Literal
+
+Dialect = Literal["duckdb", "athena"]
+
+
+def query(dialect: Dialect, name: str) -> str:
+    """The text of ``<dialect>/<name>.sql``."""
+    return files("dxtrack.sql").joinpath(dialect, f"{name}.sql").read_text(encoding="utf-8")
+
+
+def names(dialect: Dialect) -> list[str]:
+    """The queries of a dialect (without the views), sorted."""
+    found = files("dxtrack.sql").joinpath(dialect).iterdir()
+    return sorted(p.name[:-4] for p in found if p.name.endswith(".sql") and p.name != "views.sql")
+
+
+def file_list(paths: Sequence[str]) -> str:
+    """A DuckDB list literal of file paths or globs: ``['a.jsonl', 'b/**']``."""
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+
+
+def duckdb_views(error_files: Sequence[str], metric_files: Sequence[str]) -> str:
+    """The statements that create the views ``errors`` and ``metrics`` over the given files (each
+    list must name at least one file or glob that matches)."""
+    return (
+        query("duckdb", "views")
+        .replace("{error_files}", file_list(error_files))
+        .replace("{metric_files}", file_list(metric_files))
+    )
