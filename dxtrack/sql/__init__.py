@@ -13,7 +13,9 @@ Dialect = Literal["duckdb", "athena"]
 
 def query(dialect: Dialect, name: str) -> str:
     """The text of ``<dialect>/<name>.sql``."""
-    return files("dxtrack.sql").joinpath(dialect, f"{name}.sql").read_text(encoding="utf-8")
+    return (
+        files("dxtrack.sql").joinpath(dialect).joinpath(f"{name}.sql").read_text(encoding="utf-8")
+    )
 
 
 def names(dialect: Dialect) -> list[str]:
