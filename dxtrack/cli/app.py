@@ -113,8 +113,8 @@ def errors(source: str, as_json: bool, fingerprint: str | None, limit: int) -> N
         return
     matches = fingerprints_like(store, fingerprint)
     if len(matches) != 1:
-        found = "no fingerprint" if not matches else f"{len(matches)} fingerprints"
-        raise click.ClickException(f"{found} starts with {fingerprint!r}")
+        found = "no fingerprint starts" if not matches else f"{len(matches)} fingerprints start"
+        raise click.ClickException(f"{found} with {fingerprint!r}")
     rows = store.occurrences(matches[0], limit)
     if as_json:
         render.emit_json(rows)

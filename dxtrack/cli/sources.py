@@ -9,6 +9,7 @@ with the right one.
 
 from __future__ import annotations
 
+import glob
 import gzip
 import io
 import os
@@ -131,7 +132,8 @@ class Source:
         if path.is_file():
             return [path]
         if any(ch in self.spec for ch in "*?["):
-            return sorted(p for p in Path().glob(self.spec) if p.is_file())
+            matched = glob.glob(os.path.expanduser(self.spec), recursive=True)
+            return sorted(Path(p) for p in matched if Path(p).is_file())
         raise SourceError(f"no such file or directory: {self.spec}")
 
     def files(self) -> Files:
