@@ -13,12 +13,13 @@ $(VENV)/.installed: pyproject.toml dxtrack/_hotpath.c dxtrack/_build.c
 
 install: $(VENV)/.installed system-deps
 
-# rsyslog is the real syslog daemon the Papertrail tests send to (on loopback).
+# rsyslog is the real syslog daemon the Papertrail tests send to (on loopback); Chromium and
+# its driver are the real browser the dashboard tests drive (headless).
 system-deps:
-	@command -v rsyslogd >/dev/null 2>&1 || { \
-	  echo "installing rsyslog (Debian package) for the Papertrail tests"; \
+	@command -v rsyslogd >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  echo "installing rsyslog, chromium and chromium-driver (Debian packages) for the tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    rsyslog rsyslog-openssl >/dev/null; }
+	    rsyslog rsyslog-openssl chromium chromium-driver >/dev/null; }
 
 lint: install
 	$(PY) -m ruff check .

@@ -37,6 +37,7 @@ function when(seconds, withDate = true) {
 function bucketLabel(seconds, every) {
   const iso = new Date(seconds * 1000).toISOString();
   if (every >= 86400) return iso.slice(5, 10);
+  if (every >= 3600) return `${iso.slice(5, 10)} ${iso.slice(11, 16)}`;
   if (every >= 60) return iso.slice(11, 16);
   return iso.slice(11, 19);
 }
@@ -115,7 +116,7 @@ function renderErrorsChart(data) {
       rect.append(svg("title", {}, `${bucketLabel(key, data.errors_every)}  ${row.fingerprint}: ${row.errors}`));
       chart.append(rect);
     }
-    const every = Math.ceil(keys.length / 12);
+    const every = Math.ceil(keys.length / (data.errors_every >= 3600 && data.errors_every < 86400 ? 8 : 12));
     if (i % every === 0) {
       chart.append(svg("text", { x: x + bar / 2, y: H - 6, "text-anchor": "middle" }, bucketLabel(key, data.errors_every)));
     }
