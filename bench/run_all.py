@@ -38,6 +38,7 @@ def main() -> None:
         ["caller_latency.py"]
         + (["--calls", "40000", "--sustained", "300000"] if args.quick else []),
         ["throughput.py", "--seconds", "3" if args.quick else "10"],
+        ["cli_queries.py"] + (["--records", "100000", "--reps", "1"] if args.quick else []),
         # Twice: with the default spool bound (1 GiB, about 3 million such records: the rest
         # is dropped and counted), and with one sized for 30 s at 200,000 records a second.
         ["throughput.py", "--outage", "--seconds", outage_seconds],
