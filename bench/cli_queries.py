@@ -115,10 +115,9 @@ def best(times: list[float]) -> float:
 def bench_errors(directory: Path, reps: int) -> None:
     import duckdb
 
+    from dxtrack import sql
     from dxtrack.cli.sources import Source
     from dxtrack.cli.store import Store
-
-    from dxtrack import sql
 
     glob = str(directory / "*.jsonl")
     # Two bare forms: what one types (schema detected), and the fastest one found (every
