@@ -13,7 +13,9 @@ import glob
 import gzip
 import io
 import os
+import shutil
 import tempfile
+import weakref
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -109,12 +111,20 @@ class Source:
     def __init__(self, spec: str, *, progress: Progress | None = None) -> None:
         self.spec = spec
         self.progress = progress
-        self._links = Path(tempfile.mkdtemp(prefix="dxtrack-links-"))
+        self._scratch: Path | None = None
         self._kinds: dict[tuple[str, int, float], Kind | None] = {}
         self._s3: S3Source | None = S3Source(spec) if spec.startswith("s3://") else None
 
     def __repr__(self) -> str:
         return f"Source({self.spec!r})"
+
+    @property
+    def _links(self) -> Path:
+        """A directory of this source's own for links and the empty file, removed with it."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="dxtrack-source-"))
+            weakref.finalize(self, shutil.rmtree, self._scratch, True)
+        return self._scratch
 
     @property
     def is_s3(self) -> bool:

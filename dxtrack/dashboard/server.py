@@ -1,6 +1,6 @@
 """``dxtrack ui``: the dashboard on 127.0.0.1, served with aiohttp.
 
-A watcher looks at the source's files twice a second; when they changed it queries again and
+A watcher looks at the source's files twice a second (a bucket every ten seconds); when they changed it queries again and
 tells every open page through server-sent events, and the page fetches the new snapshot. The
 snapshot is computed before the first page is served, and served from memory.
 """
@@ -20,6 +20,8 @@ from dxtrack.dashboard.page import CONTENT_TYPES, static
 from dxtrack.dashboard.snapshot import snapshot
 
 WATCH_SECONDS = 0.5
+WATCH_S3_SECONDS = 10.0
+"""A bucket is listed less often: each look is a ListObjectsV2 call."""
 HOST = "127.0.0.1"
 
 
@@ -43,8 +45,9 @@ class Dashboard:
     async def watch(self) -> None:
         """Recompute when the files change, then wake every listener."""
         loop = asyncio.get_running_loop()
+        interval = WATCH_S3_SECONDS if self.store.source.is_s3 else WATCH_SECONDS
         while True:
-            await asyncio.sleep(WATCH_SECONDS)
+            await asyncio.sleep(interval)
             try:
                 signature = await loop.run_in_executor(None, self.store.source.signature)
                 if signature == self.signature:
