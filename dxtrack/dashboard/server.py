@@ -1,8 +1,9 @@
 """``dxtrack ui``: the dashboard on 127.0.0.1, served with aiohttp.
 
-A watcher looks at the source's files twice a second (a bucket every ten seconds); when they changed it queries again and
-tells every open page through server-sent events, and the page fetches the new snapshot. The
-snapshot is computed before the first page is served, and served from memory.
+A watcher looks at the source's files twice a second (a bucket every ten seconds); when they
+changed, it queries again and tells every open page through server-sent events, and the page
+fetches the new snapshot. The snapshot is computed before the first page is served, and served
+from memory.
 """
 
 from __future__ import annotations
