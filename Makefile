@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system-deps lint test versions demo bench clean
+.PHONY: install system-deps lint infra-lint test versions demo bench clean
 
 $(VENV)/.installed: pyproject.toml dxtrack/_hotpath.c dxtrack/_build.c
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,15 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(MAKE) infra-lint
+
+# checkov over the CloudFormation template, in a venv of its own (its dependencies are many and
+# pinned); --skip-download keeps it offline. A skipped check carries its reason in the template.
+infra-lint:
+	[ -x .venvs/checkov/bin/checkov ] || { python3 -m venv .venvs/checkov && \
+	  .venvs/checkov/bin/pip install -q 'checkov>=3.2,<4'; }
+	.venvs/checkov/bin/checkov -f infra/dxtrack.yaml --framework cloudformation --skip-download \
+	  --quiet --compact
 
 # Twice: with the compiled fast path of metric()/error() (as installed), then without it (all
 # but the two files about delivery through outages and process deaths, which both paths share);

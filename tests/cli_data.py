@@ -138,7 +138,9 @@ class Dataset:
     metrics: list[Record] = field(default_factory=list)
 
     @classmethod
-    def generate(cls, seed: int = 7, runs: int = 4, per_run: int = 60) -> Dataset:
+    def generate(
+        cls, seed: int = 7, runs: int = 4, per_run: int = 60, start: float = START
+    ) -> Dataset:
         rng = random.Random(seed)
         data = cls()
         kinds = [
@@ -151,7 +153,7 @@ class Dataset:
             run_id = f"run{run:02d}" + "0" * 27
             producer = f"{run:02d}" + "a" * 30
             context = "shop-sync" if run % 2 == 0 else "price-import"
-            clock = START + run * DAY * 0.7
+            clock = start + run * DAY * 0.7
             for seq in range(1, per_run + 1):
                 clock += rng.uniform(1, 600)
                 if rng.random() < 0.4:

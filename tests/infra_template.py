@@ -1,6 +1,7 @@
-"""infra/dxtrack.yaml, read as plain YAML, its intrinsic functions resolved, and turned into the
-boto3 calls CloudFormation would make (moto's CloudFormation skips Firehose and Glue, so the tests
-make the calls themselves; botocore still checks every parameter's shape)."""
+"""infra/dxtrack.yaml, read as plain YAML, its parameters, rules, conditions and intrinsic
+functions resolved, and turned into the boto3 calls CloudFormation would make (moto's
+CloudFormation skips Firehose and Glue, so the tests make the calls themselves; botocore still
+checks every parameter's shape)."""
 
 from __future__ import annotations
 
@@ -21,16 +22,44 @@ def load() -> dict[str, Any]:
     return yaml.safe_load(TEMPLATE.read_text())
 
 
+NO_VALUE = object()
+
+
+class RuleFailed(ValueError):
+    """A template rule refused the parameters, as CloudFormation would before creating anything."""
+
+
 class Stack:
-    """The template with parameter values, resolving Ref, Fn::Sub and Fn::GetAtt."""
+    """The template with parameter values: its Rules checked, its Conditions evaluated (resources
+    whose condition is false are left out), and Ref, Fn::Sub, Fn::GetAtt, Fn::If, Fn::FindInMap
+    and AWS::NoValue resolved."""
 
     def __init__(self, template: dict[str, Any], parameters: dict[str, str]) -> None:
         self.template = template
-        self.resources: dict[str, Any] = template["Resources"]
-        self.values: dict[str, Any] = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION}
+        self.values: dict[str, Any] = {
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Region": REGION,
+            "AWS::Partition": "aws",
+        }
         for name, spec in template["Parameters"].items():
             raw = parameters.get(name, spec.get("Default"))
+            if "AllowedValues" in spec and raw not in spec["AllowedValues"]:
+                raise ValueError(f"{name}={raw!r} is not one of {spec['AllowedValues']}")
             self.values[name] = int(raw) if spec["Type"] == "Number" else raw
+        self.conditions = {
+            name: bool(self.resolve(expr)) for name, expr in template.get("Conditions", {}).items()
+        }
+        for name, rule in template.get("Rules", {}).items():
+            if "RuleCondition" in rule and not self.resolve(rule["RuleCondition"]):
+                continue
+            for assertion in rule["Assertions"]:
+                if not self.resolve(assertion["Assert"]):
+                    raise RuleFailed(f"{name}: {assertion['AssertDescription']}")
+        self.resources: dict[str, Any] = {
+            name: spec
+            for name, spec in template["Resources"].items()
+            if "Condition" not in spec or self.conditions[spec["Condition"]]
+        }
         self.ids: dict[str, str] = {}
         self.attrs: dict[tuple[str, str], str] = {}
         self._name_resources()
@@ -56,24 +85,48 @@ class Stack:
             self.attrs[(stream, "Arn")] = (
                 f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{name}"
             )
+        topic = self.resolve(r["AlarmTopic"]["Properties"]["TopicName"])
+        self.ids["AlarmTopic"] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{topic}"  # Ref gives the ARN
+        for table in ("ErrorTable", "MetricTable"):
+            self.ids[table] = r[table]["Properties"]["TableInput"]["Name"]
         self.ids["GlueDatabase"] = self.resolve(
             r["GlueDatabase"]["Properties"]["DatabaseInput"]["Name"]
         )
 
     def resolve(self, node: Any) -> Any:
         if isinstance(node, list):
-            return [self.resolve(item) for item in node]
+            return [v for v in (self.resolve(item) for item in node) if v is not NO_VALUE]
         if not isinstance(node, dict):
             return node
         if set(node) == {"Ref"}:
             name = node["Ref"]
+            if name == "AWS::NoValue":
+                return NO_VALUE
             return self.values[name] if name in self.values else self.ids[name]
+        if set(node) == {"Fn::Equals"}:
+            left, right = self.resolve(node["Fn::Equals"])
+            return left == right
+        if set(node) == {"Fn::Not"}:
+            return not self.resolve(node["Fn::Not"][0])
+        if set(node) == {"Fn::And"}:
+            return all(self.resolve(item) for item in node["Fn::And"])
+        if set(node) == {"Fn::Or"}:
+            return any(self.resolve(item) for item in node["Fn::Or"])
+        if set(node) == {"Condition"}:
+            return self.conditions[node["Condition"]]
+        if set(node) == {"Fn::If"}:
+            condition, when_true, when_false = node["Fn::If"]
+            return self.resolve(when_true if self.conditions[condition] else when_false)
+        if set(node) == {"Fn::FindInMap"}:
+            mapping, top, second = self.resolve(node["Fn::FindInMap"])
+            return self.template["Mappings"][mapping][top][second]
         if set(node) == {"Fn::GetAtt"}:
             resource, attribute = node["Fn::GetAtt"]
             return self.attrs[(resource, attribute)]
         if set(node) == {"Fn::Sub"}:
             return self._sub(node["Fn::Sub"])
-        return {key: self.resolve(value) for key, value in node.items()}
+        resolved = {key: self.resolve(value) for key, value in node.items()}
+        return {key: value for key, value in resolved.items() if value is not NO_VALUE}
 
     def _sub(self, text: str) -> str:
         def replace(match: re.Match[str]) -> str:
@@ -107,6 +160,9 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
         ]
     if "AbortIncompleteMultipartUpload" in rule:
         api["AbortIncompleteMultipartUpload"] = rule["AbortIncompleteMultipartUpload"]
+    if "NoncurrentVersionExpiration" in rule:
+        days = rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        api["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(days)}
     return api
 
 
@@ -134,6 +190,9 @@ def deploy(stack: Stack) -> dict[str, Any]:
     )
     s3.put_bucket_ownership_controls(
         Bucket=bucket, OwnershipControls=bucket_props["OwnershipControls"]
+    )
+    s3.put_bucket_versioning(
+        Bucket=bucket, VersioningConfiguration=bucket_props["VersioningConfiguration"]
     )
     s3.put_bucket_lifecycle_configuration(
         Bucket=bucket,
@@ -171,6 +230,42 @@ def deploy(stack: Stack) -> dict[str, Any]:
             PolicyDocument=json.dumps(inline["PolicyDocument"]),
         )
 
+    producer = stack.properties("ProducerPolicy")
+    created = iam.create_policy(
+        PolicyName=producer["ManagedPolicyName"],
+        PolicyDocument=json.dumps(producer["PolicyDocument"]),
+        Description=producer["Description"],
+    )
+
+    sns = boto3.client("sns", region_name=REGION)
+    topic = stack.properties("AlarmTopic")
+    topic_arn = sns.create_topic(
+        Name=topic["TopicName"],
+        Attributes={"DisplayName": topic["DisplayName"], "KmsMasterKeyId": topic["KmsMasterKeyId"]},
+    )["TopicArn"]
+    assert topic_arn == stack.ids["AlarmTopic"]
+    if "AlarmSubscription" in stack.resources:
+        subscription = stack.properties("AlarmSubscription")
+        sns.subscribe(
+            TopicArn=subscription["TopicArn"],
+            Protocol=subscription["Protocol"],
+            Endpoint=subscription["Endpoint"],
+        )
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    alarms = [n for n, r in stack.resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    for name in alarms:
+        cloudwatch.put_metric_alarm(**stack.properties(name))
+
+    glue = boto3.client("glue", region_name=REGION)
+    database = stack.properties("GlueDatabase")
+    glue.create_database(CatalogId=database["CatalogId"], DatabaseInput=database["DatabaseInput"])
+    for table in ("ErrorTable", "MetricTable"):
+        props = stack.properties(table)
+        glue.create_table(
+            CatalogId=props["CatalogId"],
+            DatabaseName=props["DatabaseName"],
+            TableInput=props["TableInput"],
+        )
     firehose = boto3.client("firehose", region_name=REGION)
     for stream in ("ErrorStream", "MetricStream"):
         props = stack.properties(stream)
@@ -183,21 +278,9 @@ def deploy(stack: Stack) -> dict[str, Any]:
             ExtendedS3DestinationConfiguration=props["ExtendedS3DestinationConfiguration"],
         )
 
-    producer = stack.properties("ProducerPolicy")
-    created = iam.create_policy(
-        PolicyName=producer["ManagedPolicyName"],
-        PolicyDocument=json.dumps(producer["PolicyDocument"]),
-        Description=producer["Description"],
-    )
-
-    glue = boto3.client("glue", region_name=REGION)
-    database = stack.properties("GlueDatabase")
-    glue.create_database(CatalogId=database["CatalogId"], DatabaseInput=database["DatabaseInput"])
-    for table in ("ErrorTable", "MetricTable"):
-        props = stack.properties(table)
-        glue.create_table(
-            CatalogId=props["CatalogId"],
-            DatabaseName=props["DatabaseName"],
-            TableInput=props["TableInput"],
-        )
-    return {"bucket": bucket, "producer_policy_arn": created["Policy"]["Arn"]}
+    return {
+        "bucket": bucket,
+        "producer_policy_arn": created["Policy"]["Arn"],
+        "topic_arn": topic_arn,
+        "alarms": alarms,
+    }

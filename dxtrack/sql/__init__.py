@@ -19,9 +19,13 @@ def query(dialect: Dialect, name: str) -> str:
 
 
 def names(dialect: Dialect) -> list[str]:
-    """The queries of a dialect (without the views), sorted."""
+    """The queries of a dialect, sorted (without the views and tables they read)."""
     found = files("dxtrack.sql").joinpath(dialect).iterdir()
-    return sorted(p.name[:-4] for p in found if p.name.endswith(".sql") and p.name != "views.sql")
+    return sorted(
+        p.name[:-4]
+        for p in found
+        if p.name.endswith(".sql") and not p.name.startswith(("views", "tables"))
+    )
 
 
 def file_list(paths: Sequence[str]) -> str:
@@ -29,11 +33,13 @@ def file_list(paths: Sequence[str]) -> str:
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
-def duckdb_views(error_files: Sequence[str], metric_files: Sequence[str]) -> str:
-    """The statements that create the views ``errors`` and ``metrics`` over the given files (each
-    list must name at least one file or glob that matches)."""
+def duckdb_views(
+    error_files: Sequence[str], metric_files: Sequence[str], *, parquet: bool = False
+) -> str:
+    """The statements that create the views ``errors`` and ``metrics`` over the given JSON
+    Lines (or Parquet) files; each list must name at least one file or glob that matches."""
     return (
-        query("duckdb", "views")
+        query("duckdb", "views_parquet" if parquet else "views")
         .replace("{error_files}", file_list(error_files))
         .replace("{metric_files}", file_list(metric_files))
     )
