@@ -341,7 +341,8 @@ def test_parquet_output(fresh_moto: str, tmp_path: Path) -> None:
     }
     for view, kind in (("errors", "error"), ("metrics", "metric")):
         con.execute(
-            f"COPY (SELECT * REPLACE (CAST(metadata AS VARCHAR) AS metadata) FROM {view}) TO '{tmp_path / kind}.parquet' (FORMAT parquet, COMPRESSION snappy)"
+            f"COPY (SELECT * REPLACE (CAST(metadata AS VARCHAR) AS metadata) FROM {view}) "
+            f"TO '{tmp_path / kind}.parquet' (FORMAT parquet, COMPRESSION snappy)"
         )
     parquet = duckdb.connect()
     parquet.execute(
