@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system-deps lint infra-lint test versions demo bench clean
+.PHONY: install system-deps lint infra-lint package-check test versions demo bench clean
 
 $(VENV)/.installed: pyproject.toml dxtrack/_hotpath.c dxtrack/_build.c
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ lint: install
 	$(PY) -m mypy
 	$(MAKE) infra-lint
 
+# The sdist and the wheel built from it, checked as a user meets them: twine's checks, their
+# contents, and the wheel installed into a fresh venv running a job and the command.
+package-check: install
+	rm -rf build/package
+	$(PY) -m build --outdir build/package . >/dev/null
+	$(PY) -m twine check --strict build/package/*
+	$(PY) .ci/check_package.py build/package
+
 # checkov over the CloudFormation template, in a venv of its own (its dependencies are many and
 # pinned); --skip-download keeps it offline. A skipped check carries its reason in the template.
 infra-lint:
@@ -38,7 +46,7 @@ infra-lint:
 # Twice: with the compiled fast path of metric()/error() (as installed), then without it (all
 # but the two files about delivery through outages and process deaths, which both paths share);
 # then the capture and record tests on the other Pythons.
-test: lint
+test: lint package-check
 	$(PY) -m pytest
 	DXTRACK_PURE_PYTHON=1 $(PY) -m pytest -q \
 	  --deselect tests/test_lifecycle.py --deselect tests/test_delivery_adversarial.py
@@ -67,12 +75,20 @@ versions:
 	    tests/test_traceback_fidelity.py tests/test_records.py; \
 	done
 
-demo: install
-	$(PY) examples/demo.py
+# The demo has a venv of its own with only what it uses: dxtrack, its command and moto's server.
+DEMO_VENV ?= .venvs/demo
+$(DEMO_VENV)/.installed: pyproject.toml dxtrack/_hotpath.c dxtrack/_build.c
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install -q --upgrade pip
+	$(DEMO_VENV)/bin/python -m pip install -q -e '.[demo]'
+	touch $@
+
+demo: $(DEMO_VENV)/.installed
+	$(DEMO_VENV)/bin/python examples/demo.py
 
 bench: install
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .venvs .dxtrack_output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venvs .dxtrack_output demo-output build .pytest_cache .mypy_cache .ruff_cache

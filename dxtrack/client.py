@@ -6,7 +6,6 @@ import logging
 import os
 import sys
 import threading
-import warnings
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -19,7 +18,7 @@ from dxtrack.arguments import ErrorFunction, MetricFunction, checked_metadata, c
 from dxtrack.counters import Counters
 from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
 from dxtrack.events import ERROR, EVENT_WIDTH, METRIC, Event, pop_events
-from dxtrack.log import LogOnce, SdkThread, logger
+from dxtrack.log import LogOnce, SdkThread, logger, warn_at_caller
 
 if TYPE_CHECKING:
     from dxtrack.config import Config
@@ -153,11 +152,10 @@ class Client:
         self.counters.drop("not_configured", calls)
         if not self._warned:
             self._warned = True
-            warnings.warn(
+            warn_at_caller(
                 "dxtrack is not configured: call dxtrack.configure(context=..., stage=...) "
                 "first. Tracking calls do nothing until then.",
                 RuntimeWarning,
-                stacklevel=3,
             )
 
     # ---- tracking: the caller's hot path -------------------------------------------------------

@@ -1,9 +1,14 @@
 """The demo: the example job end to end, with no AWS account.
 
-1. Stage ``test``: the job writes ``error.jsonl`` and ``metric.jsonl``; the demo prints them.
-2. Stage ``prod``: the same job ships to Kinesis Firehose, here a local moto server that delivers
-   to S3. The job exits without calling ``flush()``; dxtrack delivers at exit. The demo then
-   lists what landed in the bucket.
+1. Stage ``test``: the job writes ``error.jsonl`` and ``metric.jsonl`` under ``demo-output/``;
+   the demo prints them.
+2. Stage ``prod``: the same job ships to Kinesis Firehose, here a local moto server (on
+   127.0.0.1) that delivers to S3. The job exits without calling ``flush()``; dxtrack delivers
+   at exit. The demo then lists what landed in the bucket.
+3. The ``dxtrack`` command reads the bucket: ``dxtrack errors`` prints the errors grouped by
+   fingerprint, and ``dxtrack report`` writes ``demo-output/report.html``.
+
+Everything it writes stays in ``demo-output/`` (set ``DEMO_OUTPUT`` to move it).
 """
 
 from __future__ import annotations
@@ -11,13 +16,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+OUTPUT = Path(os.environ.get("DEMO_OUTPUT", "demo-output")).absolute()
 BUCKET = "dxtrack-demo-bucket"
 REGION = "eu-west-1"
 
@@ -45,7 +51,7 @@ def show(title: str, records: list[dict[str, Any]], limit: int = 12) -> None:
 
 
 def stage_test(workdir: Path) -> list[dict[str, Any]]:
-    out = workdir / "out"
+    out = workdir / "stage-test"
     run_job(
         {"DXTRACK_STAGE": "test", "DXTRACK_CONTEXT": "example-job", "DXTRACK_OUTPUT_DIR": str(out)}
     )
@@ -61,7 +67,7 @@ def stage_prod_through_moto(workdir: Path) -> list[dict[str, Any]]:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     aws = {
@@ -101,16 +107,31 @@ def stage_prod_through_moto(workdir: Path) -> list[dict[str, Any]]:
             print(f"  {obj['Key']}  ({len(lines)} lines, {len(body)} bytes)")
             records += [json.loads(line) for line in lines]
         show("stage prod: records read back from S3", records, limit=4)
+        look_with_the_command(workdir)
         return records
     finally:
         server.stop()
 
 
+def look_with_the_command(workdir: Path) -> None:
+    """What a user runs next: the dxtrack command over the bucket."""
+    source = f"s3://{BUCKET}/"
+    env = {**os.environ, "DXTRACK_CLI_CACHE": str(workdir / "cache"), "COLUMNS": "100"}
+    command = [sys.executable, "-m", "dxtrack"]
+    print(f"\n== dxtrack errors --source {source}")
+    subprocess.run([*command, "errors", "--source", source], env=env, check=True)
+    report = workdir / "report.html"
+    print(f"\n== dxtrack report --source {source} --out {report}")
+    subprocess.run(
+        [*command, "report", "--source", source, "--out", str(report)], env=env, check=True
+    )
+
+
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="dxtrack-demo-") as tmp:
-        workdir = Path(tmp)
-        local = stage_test(workdir)
-        landed = stage_prod_through_moto(workdir)
+    shutil.rmtree(OUTPUT, ignore_errors=True)  # the last demo's output
+    OUTPUT.mkdir(parents=True)
+    local = stage_test(OUTPUT)
+    landed = stage_prod_through_moto(OUTPUT)
     kinds = {"error": 0, "metric": 0}
     for record in landed:
         kinds["error" if "exception" in record else "metric"] += 1
@@ -118,6 +139,9 @@ def main() -> None:
         f"\nSummary: stage test wrote {len(local)} records; {len(landed)} landed in S3 "
         f"({kinds['error']} errors, {kinds['metric']} metrics), each once: "
         f"{len({r['id'] for r in landed}) == len(landed)}"
+    )
+    print(
+        f"Open {OUTPUT / 'report.html'} in a browser, or run: dxtrack ui --source {OUTPUT / 'stage-test'}"
     )
     if len(landed) != len(local):
         sys.exit("demo failed: the prod run did not deliver every record")

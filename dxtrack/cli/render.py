@@ -66,28 +66,30 @@ def traceback_view(traceback: str | None) -> Syntax | Text:
 
 def error_groups(groups: Sequence[Row], *, total: int, show_traceback: int = 1) -> None:
     """The table of error groups, then the latest traceback of the first ones."""
+    wide = console.width >= 130  # else first seen and contexts are left out (--json has all)
     table = Table(title=f"Errors by fingerprint: {len(groups)} groups, {total} occurrences")
-    table.add_column("fingerprint", style="cyan", no_wrap=True)
     table.add_column("count", justify="right", style="bold", min_width=5, no_wrap=True)
-    table.add_column("error", ratio=1, min_width=30)
-    table.add_column("first seen", no_wrap=True)
+    table.add_column("error", min_width=24)
+    table.add_column("fingerprint", style="cyan", no_wrap=True)
+    if wide:
+        table.add_column("first seen", no_wrap=True)
     table.add_column("last seen", no_wrap=True)
-    table.add_column("contexts")
-    table.add_column("runs", justify="right")
+    if wide:
+        table.add_column("contexts", overflow="fold")
+    table.add_column("runs", justify="right", no_wrap=True)
     for group in groups:
         error = Text(group["type"] or "", style="bold red")
-        error.append(": " + short(group["message"], 60), style="default")
+        error.append(": " + short(group["message"], 80), style="default")
         if group["unhandled"]:
             error.append(" unhandled", style="yellow")
-        table.add_row(
-            group["fingerprint"],
-            str(group["occurrences"]),
-            error,
-            when(group["first_seen"]),
-            when(group["last_seen"]),
-            ", ".join(group["contexts"] or ()),
-            str(group["runs"]),
-        )
+        cells: list[Text | str] = [str(group["occurrences"]), error, group["fingerprint"]]
+        if wide:
+            cells.append(when(group["first_seen"]))
+        cells.append(when(group["last_seen"]))
+        if wide:
+            cells.append(", ".join(group["contexts"] or ()))
+        cells.append(str(group["runs"]))
+        table.add_row(*cells)
     console.print(table)
     for group in groups[:show_traceback]:
         title = f"latest traceback of {group['fingerprint']} ({when(group['last_seen'])})"

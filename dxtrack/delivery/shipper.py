@@ -180,13 +180,18 @@ class Shipper(Intake):
         """Say at the end what was not delivered."""
         counts = self.stats.snapshot()
         if counts["spooled"] or counts["dropped"]:
+            reasons = ", ".join(
+                f"{name.split('.', 1)[1]}: {count}"
+                for name, count in sorted(counts.items())
+                if name.startswith("dropped.") and count
+            )
             logger.warning(
-                "dxtrack: %d record(s) delivered, %d spooled to disk for the next start, "
-                "%d dropped %s",
+                "dxtrack: %d record(s) delivered, %d spooled to disk for the next start "
+                "(`dxtrack spool status` lists them), %d dropped%s",
                 counts["delivered"],
                 counts["spooled"],
                 counts["dropped"],
-                {k: v for k, v in counts.items() if k.startswith("dropped.")},
+                f" ({reasons})" if reasons else "",
             )
 
     # ---- fork ----------------------------------------------------------------------------------
