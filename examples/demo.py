@@ -140,9 +140,8 @@ def main() -> None:
         f"({kinds['error']} errors, {kinds['metric']} metrics), each once: "
         f"{len({r['id'] for r in landed}) == len(landed)}"
     )
-    print(
-        f"Open {OUTPUT / 'report.html'} in a browser, or run: dxtrack ui --source {OUTPUT / 'stage-test'}"
-    )
+    print(f"Open {OUTPUT / 'report.html'} in a browser.")
+    print(f"For a live view: dxtrack ui --source {OUTPUT / 'stage-test'}")
     if len(landed) != len(local):
         sys.exit("demo failed: the prod run did not deliver every record")
 
