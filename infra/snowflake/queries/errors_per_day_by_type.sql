@@ -1,0 +1,10 @@
+-- Snowflake form of dxtrack/sql/duckdb/errors_per_day_by_type.sql, over the last 30 days.
+SELECT
+    TO_DATE(TO_TIMESTAMP_NTZ(timestamp)) AS day,
+    exception:type::STRING AS error_type,
+    ROUND(SUM((1 + COALESCE(suppressed, 0)) / COALESCE(sample_rate, 1.0)))::NUMBER AS errors,
+    COUNT(DISTINCT run_id) AS runs
+FROM errors
+WHERE dt >= DATEADD(DAY, -30, CURRENT_DATE())
+GROUP BY 1, 2
+ORDER BY day, errors DESC, error_type;
