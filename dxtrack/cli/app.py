@@ -15,6 +15,7 @@ from dxtrack.cli.sources import DEFAULT_SOURCE, Source, SourceError
 from dxtrack.cli.store import Store, fingerprints_like, parse_every
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 SOURCE_HELP = (
     "Where the records are: a stage-test output directory, JSON Lines files (plain, .gz or "
@@ -64,11 +65,38 @@ def _download_progress() -> Callable[[int, int], None]:
 def open_store(spec: str, *, quiet: bool = False) -> Store:
     """The records of ``spec`` in DuckDB, or a clear message and exit status 2."""
     try:
-        return Store(open_source(spec, quiet=quiet))
+        store = Store(open_source(spec, quiet=quiet))
+        skipped = [p for p in store.files.unknown if _size(p) > 0]
+        if skipped:
+            shown = ", ".join(str(p) for p in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+            render.errors_console.print(
+                f"dxtrack: skipped {len(skipped)} file(s) that hold no dxtrack records "
+                f"(or can't be decoded): {shown}",
+                style="yellow",
+            )
+        return store
     except SourceError as exc:
         raise click.ClickException(str(exc)) from None
     except duckdb.Error as exc:
         raise click.ClickException(f"cannot read the records of {spec}: {exc}") from None
+
+
+def ask(call: Callable[[], T]) -> T:
+    """A query's answer, or a clear message and exit status 1 when the files can't be read
+    (a corrupt gzip object, a file removed meanwhile...)."""
+    try:
+        return call()
+    except duckdb.Error as exc:
+        raise click.ClickException(f"cannot read the records: {exc}") from None
+    except SourceError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,18 +132,18 @@ def errors(source: str, as_json: bool, fingerprint: str | None, limit: int) -> N
     message and the latest traceback."""
     store = open_store(source, quiet=as_json)
     if fingerprint is None:
-        groups = store.error_groups()
+        groups = ask(store.error_groups)
         total = sum(g["occurrences"] for g in groups)
         if as_json:
             render.emit_json(groups[:limit])
         else:
             render.error_groups(groups[:limit], total=total)
         return
-    matches = fingerprints_like(store, fingerprint)
+    matches = ask(lambda: fingerprints_like(store, fingerprint))
     if len(matches) != 1:
         found = "no fingerprint starts" if not matches else f"{len(matches)} fingerprints start"
         raise click.ClickException(f"{found} with {fingerprint!r}")
-    rows = store.occurrences(matches[0], limit)
+    rows = ask(lambda: store.occurrences(matches[0], limit))
     if as_json:
         render.emit_json(rows)
     else:
@@ -134,7 +162,8 @@ def metrics(source: str, as_json: bool, by: str | None, every: str | None) -> No
             raise ValueError("--by and --every can't be used together")
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    rows = open_store(source, quiet=as_json).metric_summary(by=by, every=seconds)
+    store = open_store(source, quiet=as_json)
+    rows = ask(lambda: store.metric_summary(by=by, every=seconds))
     if as_json:
         render.emit_json(rows)
     else:
@@ -145,7 +174,7 @@ def metrics(source: str, as_json: bool, by: str | None, every: str | None) -> No
 @source_options
 def runs(source: str, as_json: bool) -> None:
     """Per run id: start and end, errors, metrics, producers, and records lost."""
-    rows = open_store(source, quiet=as_json).runs()
+    rows = ask(open_store(source, quiet=as_json).runs)
     if as_json:
         render.emit_json(rows)
     else:
@@ -156,7 +185,7 @@ def runs(source: str, as_json: bool) -> None:
 @source_options
 def gaps(source: str, as_json: bool) -> None:
     """The holes in seq per producer: records lost on the way. Exits 1 when there are any."""
-    rows = open_store(source, quiet=as_json).gaps()
+    rows = ask(open_store(source, quiet=as_json).gaps)
     if as_json:
         render.emit_json(rows)
     else:
@@ -195,7 +224,8 @@ def report(source: str, out: Path) -> None:
     series, runs and gaps."""
     from dxtrack.dashboard.report import write_report
 
-    write_report(open_store(source), out)
+    store = open_store(source)
+    ask(lambda: write_report(store, out))
     render.console.print(f"wrote {out} ({out.stat().st_size:,} bytes)")
 
 
@@ -207,7 +237,8 @@ def ui(source: str, port: int) -> None:
     and gaps, updated as records are written."""
     from dxtrack.dashboard.server import serve
 
-    serve(open_store(source), port=port, announce=render.console.print)
+    store = open_store(source)
+    ask(lambda: serve(store, port=port, announce=render.console.print))
 
 
 def _register_more() -> None:

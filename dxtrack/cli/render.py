@@ -25,8 +25,29 @@ def _width() -> int | None:
     return 140
 
 
-console = Console(highlight=False, width=_width())
-errors_console = Console(stderr=True, highlight=False)
+# markup=False: text from records ("[/]" in a message, say) is shown as it is, never parsed.
+console = Console(highlight=False, markup=False, width=_width())
+errors_console = Console(stderr=True, highlight=False, markup=False)
+
+
+_CONTROLS = {
+    code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)] if code not in (9, 10)
+}
+_CONTROLS.update(
+    {code: f"\\u{code:04x}" for code in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+)
+
+
+def clean(value: Any) -> Any:
+    """Text from records made safe for a terminal: control characters (an escape sequence could
+    move the cursor or retitle the window) and bidirectional overrides shown as escapes."""
+    if isinstance(value, str):
+        return value.translate(_CONTROLS)
+    if isinstance(value, dict):
+        return {key: clean(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(clean(item) for item in value)
+    return value
 
 
 def emit_json(value: Any) -> None:
@@ -66,6 +87,7 @@ def traceback_view(traceback: str | None) -> Syntax | Text:
 
 def error_groups(groups: Sequence[Row], *, total: int, show_traceback: int = 1) -> None:
     """The table of error groups, then the latest traceback of the first ones."""
+    groups = clean(groups)
     wide = console.width >= 130  # else first seen and contexts are left out (--json has all)
     table = Table(title=f"Errors by fingerprint: {len(groups)} groups, {total} occurrences")
     table.add_column("count", justify="right", style="bold", min_width=5, no_wrap=True)
@@ -100,6 +122,7 @@ def error_groups(groups: Sequence[Row], *, total: int, show_traceback: int = 1) 
 
 def occurrences(fingerprint: str, rows: Sequence[Row]) -> None:
     """One group's records, newest first, with the newest traceback."""
+    rows = clean(rows)
     table = Table(title=f"Occurrences of {fingerprint}: the latest {len(rows)}")
     for name in ("time", "context", "run", "error", "metadata"):
         table.add_column(name)
@@ -118,6 +141,7 @@ def occurrences(fingerprint: str, rows: Sequence[Row]) -> None:
 
 def metric_summary(rows: Sequence[Row], split_name: str | None) -> None:
     """Per metric name (and split): count, min, p50, p95, max, last."""
+    rows = clean(rows)
     table = Table(title="Metrics")
     table.add_column("metric", style="cyan")
     if split_name:
@@ -138,6 +162,7 @@ def metric_summary(rows: Sequence[Row], split_name: str | None) -> None:
 
 def runs(rows: Sequence[Row]) -> None:
     """Per run: start, end, errors, metrics, producers, lost."""
+    rows = clean(rows)
     table = Table(title=f"Runs: {len(rows)}")
     for name in ("run id", "contexts", "started", "ended", "errors", "metrics", "producers"):
         table.add_column(name, justify="right" if name in ("errors", "metrics") else "left")
@@ -159,6 +184,7 @@ def runs(rows: Sequence[Row]) -> None:
 
 def gaps(rows: Sequence[Row]) -> None:
     """The holes in seq per producer."""
+    rows = clean(rows)
     if not rows:
         console.print(
             Text("No gaps: every producer's seq runs 1, 2, 3... without a hole.", "green")
@@ -184,6 +210,10 @@ def gaps(rows: Sequence[Row]) -> None:
 
 def query_result(columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
     """A user's query as a table."""
+    columns, rows = (
+        clean(list(columns)),
+        clean([tuple("" if v is None else str(v) for v in r) for r in rows]),
+    )
     table = Table(*columns, title=f"{len(rows)} rows")
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
@@ -192,6 +222,7 @@ def query_result(columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> Non
 
 def record(record: dict[str, Any]) -> None:
     """One record, as ``tail`` shows it."""
+    record = clean(record)
     moment = record.get("timestamp")
     stamp = (
         datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%H:%M:%S")

@@ -55,7 +55,7 @@ class Store:
         errors = [str(p) for p in files.error] or [empty]
         metrics = [str(p) for p in files.metric] or [empty]
         with self._lock:
-            self._con.execute(sql.duckdb_views(errors, metrics))
+            self._con.execute(sql.duckdb_views(errors, metrics, skip_malformed=True))
             self.files = files
         return files
 

@@ -34,12 +34,22 @@ def file_list(paths: Sequence[str]) -> str:
 
 
 def duckdb_views(
-    error_files: Sequence[str], metric_files: Sequence[str], *, parquet: bool = False
+    error_files: Sequence[str],
+    metric_files: Sequence[str],
+    *,
+    parquet: bool = False,
+    skip_malformed: bool = False,
 ) -> str:
     """The statements that create the views ``errors`` and ``metrics`` over the given JSON
-    Lines (or Parquet) files; each list must name at least one file or glob that matches."""
-    return (
-        query("duckdb", "views_parquet" if parquet else "views")
-        .replace("{error_files}", file_list(error_files))
-        .replace("{metric_files}", file_list(metric_files))
+    Lines (or Parquet) files; each list must name at least one file or glob that matches.
+    ``skip_malformed`` reads past lines that are not JSON (the torn last line of a file still
+    being written, say) instead of failing."""
+    text = query("duckdb", "views_parquet" if parquet else "views")
+    if skip_malformed:  # DuckDB then gives such a line as a row of nulls: left out by its id
+        text = text.replace(
+            "compression = 'auto_detect',",
+            "compression = 'auto_detect',\n    ignore_errors = true,",
+        ).replace("\n);", "\n)\nWHERE id IS NOT NULL;")
+    return text.replace("{error_files}", file_list(error_files)).replace(
+        "{metric_files}", file_list(metric_files)
     )
