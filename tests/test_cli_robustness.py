@@ -91,3 +91,16 @@ def test_quotes_and_spaces_in_paths(tmp_path: Path) -> None:
     assert (row["records"], row["max"]) == (4, 3)
     quoted = json.loads(run("metrics", "--source", str(weird), "--by", "it's", "--json").stdout)
     assert [r["split"] for r in quoted] == [None]
+
+
+def test_tail_of_a_large_file_reads_its_end(tmp_path: Path) -> None:
+    """tail -n of a file of many megabytes shows its last records (read from its end), and
+    --json gives one record per line."""
+    records = [
+        metric(name="m", value=i, timestamp=START + i, run_id="r", producer_id="p", seq=i + 1)
+        for i in range(30_000)
+    ]
+    path = write_jsonl(tmp_path / "out" / "metric.jsonl", records)
+    assert path.stat().st_size > 4 << 20
+    lines = run("tail", "--source", str(path), "-n", "3", "--json").stdout.splitlines()
+    assert [json.loads(line)["value"] for line in lines] == [29_997, 29_998, 29_999]

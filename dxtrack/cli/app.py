@@ -63,7 +63,8 @@ def _download_progress() -> Callable[[int, int], None]:
 
 
 def open_store(spec: str, *, quiet: bool = False) -> Store:
-    """The records of ``spec`` in DuckDB, or a clear message and exit status 2."""
+    """The records of ``spec`` in DuckDB, or a clear message and exit status 1; files that
+    can't be read are named on stderr."""
     try:
         store = Store(open_source(spec, quiet=quiet))
         skipped = [p for p in store.files.unknown if _size(p) > 0]
@@ -111,10 +112,11 @@ def cli() -> None:
 @click.option("--lines", "-n", default=20, show_default=True, help="How many records first.")
 @click.option("--follow", "-f", is_flag=True, help="Then show each new record as it is written.")
 def tail(source: str, as_json: bool, lines: int, follow: bool) -> None:
-    """The latest records, errors with their tracebacks; -f follows new ones."""
+    """The latest records, errors with their tracebacks; -f follows new ones. With --json, one
+    record per line (JSON Lines)."""
     from dxtrack.cli.tail import tail as run_tail
 
-    show = (lambda record: render.emit_json(record)) if as_json else render.record
+    show = (lambda record: render.emit_json(record, line=True)) if as_json else render.record
     try:
         run_tail(open_source(source, quiet=as_json), show, lines=lines, follow=follow)
     except SourceError as exc:

@@ -50,9 +50,10 @@ def clean(value: Any) -> Any:
     return value
 
 
-def emit_json(value: Any) -> None:
-    """``value`` as one JSON document on stdout."""
-    data = orjson.dumps(value, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+def emit_json(value: Any, *, line: bool = False) -> None:
+    """``value`` as one JSON document on stdout, indented; or as one line (JSON Lines)."""
+    option = orjson.OPT_NON_STR_KEYS | (0 if line else orjson.OPT_INDENT_2)
+    data = orjson.dumps(value, default=str, option=option)
     sys.stdout.buffer.write(data + b"\n")
     sys.stdout.flush()
 

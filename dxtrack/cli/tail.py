@@ -20,8 +20,10 @@ class Follower:
     stopped (a file that shrank was replaced, and is read again from its start), compressed ones
     past the lines already read."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, *, first_bytes: int | None = None) -> None:
         self.source = source
+        self.first_bytes = first_bytes
+        """On the first look at a plain file, read only about this many bytes from its end."""
         self._offsets: dict[Path, int] = {}
         self._lines_read: dict[Path, int] = {}
         self._partial: dict[Path, bytes] = {}
@@ -41,13 +43,18 @@ class Follower:
                 if codec != "none":
                     return self._read_compressed(path)
                 size = raw.seek(0, 2)
+                first = path not in self._offsets
                 offset = self._offsets.get(path, 0)
                 if size < offset:
                     offset = 0
                     self._partial.pop(path, None)
+                if first and self.first_bytes is not None and size > self.first_bytes:
+                    offset = size - self.first_bytes
                 raw.seek(offset)
                 data = self._partial.pop(path, b"") + raw.read(size - offset)
                 self._offsets[path] = size
+                if first and offset > 0:  # started inside a line: from the next one
+                    data = data[data.find(b"\n") + 1 :] if b"\n" in data else b""
         except OSError:
             return []
         complete, _, rest = data.rpartition(b"\n")
@@ -91,7 +98,7 @@ def tail(
 ) -> int:
     """Show the last ``lines`` records; with ``follow``, then each new one until ``stop`` is
     set. Returns how many records were shown."""
-    follower = Follower(source)
+    follower = Follower(source, first_bytes=max(1 << 20, lines * 32768))
     latest = heapq.nlargest(
         lines, follower.new_records(), key=lambda r: (r.get("timestamp") or 0, r.get("seq") or 0)
     )
