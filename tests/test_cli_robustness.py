@@ -104,3 +104,38 @@ def test_tail_of_a_large_file_reads_its_end(tmp_path: Path) -> None:
     assert path.stat().st_size > 4 << 20
     lines = run("tail", "--source", str(path), "-n", "3", "--json").stdout.splitlines()
     assert [json.loads(line)["value"] for line in lines] == [29_997, 29_998, 29_999]
+
+
+def test_parquet_objects_beside_json_lines(tmp_path: Path) -> None:
+    """Objects of the template's OutputFormat parquet (columns as the Glue tables), named as
+    Firehose names them, read beside JSON Lines: the same answers as all JSON."""
+    import duckdb
+
+    from dxtrack import sql
+
+    data = Dataset.generate(seed=4)
+    half_e, half_m = len(data.errors) // 2, len(data.metrics) // 2
+    lake = tmp_path / "lake"
+    write_jsonl(lake / "error" / "a.json", data.errors[:half_e])
+    write_jsonl(lake / "metric" / "a.json", data.metrics[:half_m])
+    staging = tmp_path / "staging"
+    write_jsonl(staging / "e.jsonl", data.errors[half_e:])
+    write_jsonl(staging / "m.jsonl", data.metrics[half_m:])
+    con = duckdb.connect()
+    con.execute(sql.duckdb_views([str(staging / "e.jsonl")], [str(staging / "m.jsonl")]))
+    for view, kind in (("errors", "error"), ("metrics", "metric")):
+        target = lake / kind / "dxtrack-1-2026-09-21-part.parquet"
+        con.execute(
+            f"COPY (SELECT * REPLACE (CAST(metadata AS VARCHAR) AS metadata) FROM {view}) "
+            f"TO '{target}' (FORMAT parquet, COMPRESSION snappy)"
+        )
+    groups = json.loads(run("errors", "--source", str(lake), "--json").stdout)
+    assert {g["fingerprint"]: (g["occurrences"], g["runs"]) for g in groups} == {
+        fp: (g["occurrences"], g["runs"]) for fp, g in data.groups().items()
+    }
+    rows = json.loads(run("metrics", "--source", str(lake), "--by", "shop", "--json").stdout)
+    expected = data.metric_stats(lambda r: r["metadata"]["shop"])
+    assert {(r["metric_name"], r["split"]): r["records"] for r in rows} == {
+        key: stats["records"] for key, stats in expected.items()
+    }
+    assert run("gaps", "--source", str(lake)).exit_code == 0

@@ -32,6 +32,7 @@ SKIPPED_PREFIXES = ("delivery-errors/",)
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+PARQUET_MAGIC = b"PAR1"
 Progress = Callable[[int, int], None]
 """Called with (done, total) objects while an S3 source downloads."""
 
@@ -41,12 +42,31 @@ class SourceError(Exception):
 
 
 def codec_of(head: bytes) -> str:
-    """``gzip``, ``zstd`` or ``none``, from a file's first bytes."""
+    """``gzip``, ``zstd``, ``parquet`` (the template's OutputFormat parquet) or ``none``, from
+    a file's first bytes."""
     if head.startswith(GZIP_MAGIC):
         return "gzip"
     if head.startswith(ZSTD_MAGIC):
         return "zstd"
+    if head.startswith(PARQUET_MAGIC):
+        return "parquet"
     return "none"
+
+
+def parquet_kind(path: Path) -> Kind | None:
+    """Which record kind a Parquet file holds, by its columns."""
+    import duckdb
+
+    try:
+        columns = {
+            row[0]
+            for row in duckdb.execute(
+                "DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]
+            ).fetchall()
+        }
+    except duckdb.Error:
+        return None
+    return kind_of(dict.fromkeys(columns))
 
 
 def open_lines(path: Path) -> Iterator[bytes]:
@@ -98,6 +118,8 @@ class Files:
     error: list[Path] = field(default_factory=list)
     metric: list[Path] = field(default_factory=list)
     unknown: list[Path] = field(default_factory=list)
+    parquet: set[Path] = field(default_factory=set)
+    """The files of either kind that are Parquet, not JSON Lines."""
 
     def of(self, kind: Kind) -> list[Path]:
         """The files of one kind."""
@@ -155,12 +177,16 @@ class Source:
             except OSError:
                 continue
             key = (str(path), info.st_size if info.st_size < 65536 else -1, info.st_mtime)
+            parquet = _is_parquet(path)
             if key not in self._kinds:
-                record = first_record(path)
-                self._kinds[key] = kind_of(record) if record else None
+                record = None if parquet else first_record(path)
+                self._kinds[key] = parquet_kind(path) if parquet else kind_of(record or {})
             kind = self._kinds[key]
             if kind is None:
                 result.unknown.append(path)
+            elif parquet:
+                result.of(kind).append(path)
+                result.parquet.add(path)
             else:
                 result.of(kind).append(self._readable(path))
         return result
@@ -195,11 +221,21 @@ class Source:
         return tuple(signature)
 
 
+def _is_parquet(path: Path) -> bool:
+    try:
+        with path.open("rb") as raw:
+            return raw.read(4) == PARQUET_MAGIC
+    except OSError:
+        return False
+
+
 def _is_records(path: Path) -> bool:
     name = path.name
     if name.startswith("."):
         return False
-    return name.endswith((".jsonl", ".json", ".gz", ".zst", ".ndjson")) or "." not in name
+    return (
+        name.endswith((".jsonl", ".json", ".gz", ".zst", ".ndjson", ".parquet")) or "." not in name
+    )
 
 
 class S3Source:

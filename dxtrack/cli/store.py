@@ -13,9 +13,10 @@ from typing import Any
 import duckdb
 
 from dxtrack import sql
-from dxtrack.cli.sources import Files, Source
+from dxtrack.cli.sources import Files, Kind, Source
 
 Row = dict[str, Any]
+KINDS: tuple[Kind, ...] = ("error", "metric")
 
 _EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -49,13 +50,30 @@ class Store:
         self.refresh()
 
     def refresh(self) -> Files:
-        """Look for files again and recreate the views over them."""
+        """Look for files again and recreate the views over them: JSON Lines, and Parquet (the
+        template's OutputFormat parquet) beside them when there is any."""
         files = self.source.files()
         empty = str(self.source.empty_file())
-        errors = [str(p) for p in files.error] or [empty]
-        metrics = [str(p) for p in files.metric] or [empty]
+        json_files = {k: [str(p) for p in files.of(k) if p not in files.parquet] for k in KINDS}
+        parquet = {k: [str(p) for p in files.of(k) if p in files.parquet] for k in KINDS}
+        statements = sql.duckdb_views(
+            json_files["error"] or [empty], json_files["metric"] or [empty], skip_malformed=True
+        )
+        if files.parquet:
+            statements = _renamed(statements, "json") + _renamed(
+                sql.duckdb_views(parquet["error"], parquet["metric"], parquet=True),
+                "parquet",
+            )
+            for kind in KINDS:
+                view = f"{kind}s"
+                parts = [f"SELECT * FROM {view}_json"]
+                if parquet[kind]:
+                    parts.append(f"SELECT * FROM {view}_parquet")
+                statements += (
+                    f"CREATE OR REPLACE VIEW {view} AS {' UNION ALL BY NAME '.join(parts)};"
+                )
         with self._lock:
-            self._con.execute(sql.duckdb_views(errors, metrics, skip_malformed=True))
+            self._con.execute(statements)
             self.files = files
         return files
 
@@ -135,6 +153,18 @@ class Store:
             " (SELECT count(DISTINCT id) FROM metrics) AS metrics"
         )
         return row[0]
+
+
+def _renamed(statements: str, suffix: str) -> str:
+    """The CREATE VIEW statements of ``statements`` creating ``errors_<suffix>`` and
+    ``metrics_<suffix>`` instead; one over ``read_parquet([])`` (no such files) is left out."""
+    out = []
+    for match in re.finditer(r"CREATE OR REPLACE VIEW (errors|metrics) AS.*?;", statements, re.S):
+        statement = match.group(0)
+        if "read_parquet([]" not in statement:
+            view = match.group(1)
+            out.append(statement.replace(f"VIEW {view} AS", f"VIEW {view}_{suffix} AS", 1))
+    return "\n".join(out) + "\n"
 
 
 def _json(value: Any) -> Any:
