@@ -135,6 +135,7 @@ class Source:
         self.progress = progress
         self._scratch: Path | None = None
         self._kinds: dict[tuple[str, int, float], Kind | None] = {}
+        """Each file's kind, by name, size and mtime (a file that grows is looked at again)."""
         self._s3: S3Source | None = S3Source(spec) if spec.startswith("s3://") else None
 
     def __repr__(self) -> str:
@@ -159,8 +160,7 @@ class Source:
             return self._s3.download(self.progress)
         path = Path(self.spec).expanduser()
         if path.is_dir():
-            found = [p for p in sorted(path.rglob("*")) if p.is_file() and _is_records(p)]
-            return found
+            return [p for p in sorted(path.rglob("*")) if p.is_file() and _is_records(p)]
         if path.is_file():
             return [path]
         if any(ch in self.spec for ch in "*?["):
@@ -176,25 +176,24 @@ class Source:
                 info = path.stat()
             except OSError:
                 continue
-            key = (str(path), info.st_size if info.st_size < 65536 else -1, info.st_mtime)
-            parquet = _is_parquet(path)
+            codec = codec_of(_head(path))
+            key = (str(path), info.st_size, info.st_mtime)
             if key not in self._kinds:
-                record = None if parquet else first_record(path)
-                self._kinds[key] = parquet_kind(path) if parquet else kind_of(record or {})
+                self._kinds[key] = (
+                    parquet_kind(path) if codec == "parquet" else kind_of(first_record(path) or {})
+                )
             kind = self._kinds[key]
             if kind is None:
                 result.unknown.append(path)
-            elif parquet:
+            elif codec == "parquet":
                 result.of(kind).append(path)
                 result.parquet.add(path)
             else:
-                result.of(kind).append(self._readable(path))
+                result.of(kind).append(self._readable(path, codec))
         return result
 
-    def _readable(self, path: Path) -> Path:
+    def _readable(self, path: Path, codec: str) -> Path:
         """``path`` itself, or a link to it whose extension tells DuckDB the codec."""
-        with path.open("rb") as raw:
-            codec = codec_of(raw.read(4))
         suffix = {"gzip": ".gz", "zstd": ".zst", "none": ""}[codec]
         if path.suffix == suffix or (codec == "none" and path.suffix not in (".gz", ".zst")):
             return path
@@ -221,12 +220,13 @@ class Source:
         return tuple(signature)
 
 
-def _is_parquet(path: Path) -> bool:
+def _head(path: Path) -> bytes:
+    """A file's first bytes, enough for ``codec_of``."""
     try:
         with path.open("rb") as raw:
-            return raw.read(4) == PARQUET_MAGIC
+            return raw.read(4)
     except OSError:
-        return False
+        return b""
 
 
 def _is_records(path: Path) -> bool:
