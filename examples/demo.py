@@ -141,7 +141,8 @@ def main() -> None:
         f"{len({r['id'] for r in landed}) == len(landed)}"
     )
     print(f"Open {OUTPUT / 'report.html'} in a browser.")
-    print(f"For a live view: dxtrack ui --source {OUTPUT / 'stage-test'}")
+    command = Path(sys.executable).parent / "dxtrack"  # the demo's venv is not activated
+    print(f"For a live view: {command} ui --source {OUTPUT / 'stage-test'}")
     if len(landed) != len(local):
         sys.exit("demo failed: the prod run did not deliver every record")
 
