@@ -74,6 +74,38 @@ def timed(loop: Callable[[], None], after: Callable[[], None] = lambda: None) ->
     return cpu() - start
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of each thread of this process by role (caller, builder, senders), from
+    /proc (Linux); empty elsewhere."""
+    import threading
+
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(task), "")
+        role = "builder" if "builder" in name else "senders" if "send" in name else "caller"
+        out[role] = out.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def by_thread(loop: Callable[[], None], after: Callable[[], None]) -> dict[str, float]:
+    """``timed()``, and the CPU of each role's threads over the same span."""
+    before = thread_cpu()
+    used = timed(loop, after)
+    spent = {f"cpu:{role}": cpu - before.get(role, 0.0) for role, cpu in thread_cpu().items()}
+    return {"cpu": used, **spent}
+
+
 def case_deque(n: int) -> dict[str, float]:
     buffer: deque[object] = deque()
     append = buffer.append
@@ -134,8 +166,7 @@ def case_metric(n: int, compression: str) -> dict[str, float]:
         for _ in range(n):
             metric(NAME, VALUE, metadata=METADATA)
 
-    used = timed(loop, lambda: dxtrack.flush(timeout=300))
-    return {"cpu": used, **stats()}
+    return {**by_thread(loop, lambda: dxtrack.flush(timeout=300)), **stats()}
 
 
 def case_error(n: int, compression: str, limited: bool) -> dict[str, float]:
@@ -153,8 +184,7 @@ def case_error(n: int, compression: str, limited: bool) -> dict[str, float]:
             except ValueError:
                 error(metadata=METADATA)
 
-    used = timed(loop, lambda: dxtrack.flush(timeout=300))
-    return {"cpu": used, **stats()}
+    return {**by_thread(loop, lambda: dxtrack.flush(timeout=300)), **stats()}
 
 
 def case_loop(n: int, who: str, compression: str) -> dict[str, float]:
@@ -260,21 +290,37 @@ def main() -> None:
     with moto_server_process():
         env = dict(os.environ, BENCH_UDP_PORT=str(sink.getsockname()[1]))
 
-        def median(case: str, per: int) -> tuple[float, dict[str, float]]:
-            results = [run(case, args, env) for _ in range(args.reps)]
-            results.sort(key=lambda r: r["cpu"])
-            middle = results[len(results) // 2]
-            return middle["cpu"] / per * 1e6, middle
-
         for _ in range(3):  # the work loop's length that takes about 4.4 µs in a child
-            took = median("loop:none", args.loop_calls)[0]  # one run alone is too noisy
+            took = sorted(
+                run("loop:none", args, env)["cpu"] / args.loop_calls * 1e6 for _ in range(3)
+            )[1]  # one run alone is too noisy
             args.work_iterations = max(1, round(args.work_iterations * 4.4 / took))
-        base, _ = median("deque", args.calls)
-        raise_only, _ = median("raise", args.errors)
-        metric, metric_stats = median("metric", args.calls)
-        error, error_stats = median("error", args.errors)
-        storm, storm_stats = median("error:limited", args.errors)
-        loops = {who: median(f"loop:{who}", args.loop_calls)[0] for who in LOOP_CASES}
+        # Round after round of every case, rather than all runs of one case in a row: these
+        # machines are shared, and a slow minute then slows every case alike.
+        cases = {
+            "deque": args.calls,
+            "raise": args.errors,
+            "metric": args.calls,
+            "error": args.errors,
+            "error:limited": args.errors,
+            **{f"loop:{who}": args.loop_calls for who in LOOP_CASES},
+        }
+        runs: dict[str, list[dict[str, float]]] = {case: [] for case in cases}
+        for _ in range(args.reps):
+            for case in cases:
+                runs[case].append(run(case, args, env))
+
+        def median(case: str) -> tuple[float, dict[str, float]]:
+            results = sorted(runs[case], key=lambda r: r["cpu"])
+            middle = results[len(results) // 2]
+            return middle["cpu"] / cases[case] * 1e6, middle
+
+        base, _ = median("deque")
+        raise_only, _ = median("raise")
+        metric, metric_stats = median("metric")
+        error, error_stats = median("error")
+        storm, storm_stats = median("error:limited")
+        loops = {who: median(f"loop:{who}")[0] for who in LOOP_CASES}
 
     print(f"compression: {args.compression}; median of {args.reps} runs; CPU of the whole process")
     print("(4x the baseline is the goal for metrics, 20x for errors, +35% for the loop)")
@@ -296,6 +342,16 @@ def main() -> None:
         f"{(storm - raise_only) / base:5.2f}x baseline per call; "
         f"{storm_stats['delivered']:,} records stand for {args.errors:,} calls"
     )
+    for what, stats, per in (
+        ("metric", metric_stats, args.calls),
+        ("error", error_stats, args.errors),
+    ):
+        roles = ", ".join(
+            f"{key[4:]} {value / per * 1e6:.2f} µs"
+            for key, value in sorted(stats.items())
+            if key.startswith("cpu:")
+        )
+        print(f"  where the {what} record's CPU went (per record): {roles}")
     bare = loops.pop("none")
     print(f"loop of {bare:.2f} µs work per iteration, slowdown with one call per iteration:")
     for who, value in loops.items():

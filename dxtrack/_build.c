@@ -1,4 +1,4 @@
-/* dxtrack._build: the shipper's record builder for metric events, compiled.
+/* dxtrack._build: the shipper's record builder, compiled.
  *
  * MetricWriter.build() pops captured events from the flat capture buffer (dxtrack/events.py)
  * and writes the JSON line of each metric straight from a template: the record's keys are
@@ -7,13 +7,17 @@
  * types) reuses the previous one's JSON. Floats are written as repr() writes them where that
  * is what orjson writes (no exponent), by orjson otherwise.
  *
+ * Error lines too, once take_errors() gave it error_lines.ErrorLines' template: the JSON of an
+ * error's exception and fingerprint is made in Python at its first occurrence, and kept; every
+ * later occurrence (same type, text and frames) is written here around it.
+ *
  * The floats of a batch of events are written by one orjson call, and the id is hashed here
  * with xxHash's own code (vendor/xxhash.h), so that a line costs no Python call of its own.
  *
- * Every event it does not take itself -- an error, a name that is not a str, an explicit
- * timestamp, metadata orjson refuses, a line past the size limit -- goes, in order and with its
- * own seq, to the pure-Python builder (the "fallback"), so both give the same bytes: the tests
- * compare them line by line.
+ * Every event it does not take itself -- an error seen for the first time or chained, a name
+ * that is not a str, an explicit timestamp, metadata orjson refuses, a line past the size
+ * limit -- goes, in order and with its own seq, to the pure-Python builder (the "fallback"), so
+ * both give the same bytes: the tests compare them line by line.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -43,6 +47,11 @@ typedef struct {
     int sampling;         /* metric_sample_rate < 1 */
     uint64_t random_state;
     Py_ssize_t sampled_out; /* metric events left out since take_sampled_out() */
+    /* error lines (take_errors()): the template of error_lines.ErrorLines, and its dict of the
+     * JSON of each error seen, (type, text, frames_key) -> (frames, exception JSON) */
+    PyObject *error_kind; /* the event kind of errors ("error"), or NULL: the fallback's */
+    PyObject *error_parts[4]; /* bytes around exception, metadata, seq and timestamp */
+    PyObject *error_kept;
 } MetricWriter;
 
 /* xorshift64*: the draw of metric sampling (not for secrets; fast and well spread). */
@@ -166,6 +175,11 @@ same_plain_value(PyObject *a, PyObject *b)
 static int
 same_metadata(PyObject *metadata, PyObject *last)
 {
+    if (metadata == last) {
+        /* the caller's fast path shares one copy among calls with equal metadata; the writer
+         * holds a reference to it, and nothing changes a captured copy */
+        return 1;
+    }
     if (last == NULL || PyDict_GET_SIZE(metadata) != PyDict_GET_SIZE(last)) {
         return 0;
     }
@@ -283,18 +297,10 @@ writable(MetricWriter *self, PyObject **event)
 
 static const char HEX[] = "0123456789abcdef";
 
-/* The line of one metric event, with its time and value already written as orjson writes them,
- * or NULL (no error set) when the fallback must build it. */
-static PyObject *
-metric_line(MetricWriter *self, PyObject **event, long long seq, Piece *time, Piece *value)
+/* Write ``seq`` into ``number`` (its small buffer). */
+static void
+piece_from_seq(Piece *number, long long seq)
 {
-    Piece pieces[3];
-    memset(pieces, 0, sizeof(pieces));
-    Piece *metadata = &pieces[0], *name = &pieces[1], *number = &pieces[2];
-    PyObject *line = NULL;
-    if (!piece_from_metadata(self, metadata, event[4]) || !piece_from_str(self, name, event[2])) {
-        goto done;
-    }
     char *digits = number->small + sizeof(number->small);
     unsigned long long rest = (unsigned long long)seq;
     do {
@@ -303,22 +309,29 @@ metric_line(MetricWriter *self, PyObject **event, long long seq, Piece *time, Pi
     } while (rest);
     number->data = digits;
     number->size = number->small + sizeof(number->small) - digits;
-    Piece *order[5] = {metadata, name, number, time, value};
+}
+
+/* ``parts[0] order[0] parts[1] order[1] ...}`` and its id, or NULL (no error set) when the body
+ * is past the size limit: the fallback then shortens it. */
+static PyObject *
+write_line(MetricWriter *self, PyObject **parts, Piece **order, int count)
+{
     Py_ssize_t body = 1;  /* the closing brace */
-    for (int i = 0; i < 5; i++) {
-        body += PyBytes_GET_SIZE(self->parts[i]) + order[i]->size + 2 * order[i]->quoted;
+    for (int i = 0; i < count; i++) {
+        body += PyBytes_GET_SIZE(parts[i]) + order[i]->size + 2 * order[i]->quoted;
     }
     if (body > self->max_line) {
-        goto done;
+        return NULL;
     }
-    line = PyBytes_FromStringAndSize(NULL, body - 1 + ID_HEAD_SIZE + DIGEST_SIZE + 3);
+    PyObject *line = PyBytes_FromStringAndSize(NULL, body - 1 + ID_HEAD_SIZE + DIGEST_SIZE + 3);
     if (line == NULL) {
-        goto done;
+        PyErr_Clear();
+        return NULL;
     }
     char *start = PyBytes_AS_STRING(line), *out = start;
-    for (int i = 0; i < 5; i++) {
-        Py_ssize_t size = PyBytes_GET_SIZE(self->parts[i]);
-        memcpy(out, PyBytes_AS_STRING(self->parts[i]), size);
+    for (int i = 0; i < count; i++) {
+        Py_ssize_t size = PyBytes_GET_SIZE(parts[i]);
+        memcpy(out, PyBytes_AS_STRING(parts[i]), size);
         out += size;
         if (order[i]->quoted) {
             *out++ = '"';
@@ -339,13 +352,85 @@ metric_line(MetricWriter *self, PyObject **event, long long seq, Piece *time, Pi
         *out++ = HEX[digest.digest[i] & 15];
     }
     memcpy(out, "\"}\n", 3);
-done:
+    return line;
+}
+
+/* The line of one metric event, with its time and value already written as orjson writes them,
+ * or NULL (no error set) when the fallback must build it. */
+static PyObject *
+metric_line(MetricWriter *self, PyObject **event, long long seq, Piece *time, Piece *value)
+{
+    Piece pieces[3];
+    memset(pieces, 0, sizeof(pieces));
+    Piece *metadata = &pieces[0], *name = &pieces[1], *number = &pieces[2];
+    PyObject *line = NULL;
+    if (piece_from_metadata(self, metadata, event[4]) && piece_from_str(self, name, event[2])) {
+        piece_from_seq(number, seq);
+        Piece *order[5] = {metadata, name, number, time, value};
+        line = write_line(self, self->parts, order, 5);
+    }
     for (int i = 0; i < 3; i++) {
         piece_release(&pieces[i]);
     }
-    if (line == NULL) {
+    PyErr_Clear();
+    return line;
+}
+
+/* ---- error lines ----------------------------------------------------------------------------- */
+
+/* Whether an error event may be written here: an error() call's plain event (frames as a flat
+ * tuple, its text a str), when take_errors() was called. Whether its JSON is known is looked up
+ * later (known_exception). */
+static int
+error_writable(MetricWriter *self, PyObject **event)
+{
+    return self->error_kind != NULL && event[0] == self->error_kind && event[2] != Py_None
+        && PyFloat_CheckExact(event[1]) && PyUnicode_CheckExact(event[3])
+        && PyTuple_CheckExact(event[4]);
+}
+
+static int frames_equal(PyObject *a, PyObject *b);
+static PyObject *frames_hash(PyObject *frames);
+
+/* The JSON of ``"exception"`` and ``"fingerprint"`` of an error event when ErrorLines has made
+ * it for the same type, text and frames (a borrowed reference), else NULL with no error set:
+ * the fallback makes it, and keeps it for the next occurrences. */
+static PyObject *
+known_exception(MetricWriter *self, PyObject **event)
+{
+    PyObject *hash = frames_hash(event[4]);
+    PyObject *key = hash == NULL ? NULL : PyTuple_Pack(3, event[2], event[3], hash);
+    Py_XDECREF(hash);
+    PyObject *found = key == NULL ? NULL : PyDict_GetItemWithError(self->error_kept, key);
+    Py_XDECREF(key);
+    if (found == NULL || !PyTuple_CheckExact(found) || PyTuple_GET_SIZE(found) != 2
+        || !PyBytes_CheckExact(PyTuple_GET_ITEM(found, 1))
+        || frames_equal(PyTuple_GET_ITEM(found, 0), event[4]) != 1) {
         PyErr_Clear();
+        return NULL;
     }
+    return PyTuple_GET_ITEM(found, 1);
+}
+
+/* The line of one error event whose exception JSON is known, or NULL (no error set). */
+static PyObject *
+error_line(MetricWriter *self, PyObject **event, PyObject *exception, long long seq,
+           Piece *time)
+{
+    Piece pieces[3];
+    memset(pieces, 0, sizeof(pieces));
+    Piece *exception_json = &pieces[0], *metadata = &pieces[1], *number = &pieces[2];
+    PyObject *line = NULL;
+    if (piece_from_bytes(exception_json, Py_NewRef(exception))
+        && piece_from_metadata(self, metadata, event[5])) {
+        piece_from_seq(number, seq);
+        Piece *order[4] = {exception_json, metadata, number, time};
+        line = write_line(self, self->error_parts, order, 4);
+    }
+    for (int i = 0; i < 3; i++) {
+        piece_release(&pieces[i]);
+    }
+    PyErr_Clear();
     return line;
 }
 
@@ -400,8 +485,9 @@ take_error(void)
 PyDoc_STRVAR(build_doc,
 "build(buffer, count, next_seq, fallback, metric_lines, other_lines, failures)\n--\n\n"
 "Pop ``count`` events from the flat ``buffer``, leaving out metrics by sampling. The line of\n"
-"a metric, numbered by ``next_seq()``, is appended to ``metric_lines``; the ``(kind, line)``\n"
-"of any other event, built by ``fallback(event, seq, next_seq)`` (``seq`` None: it numbers\n"
+"a metric, numbered by ``next_seq()`` (``next(next_seq)`` for an iterator), is appended to\n"
+"``metric_lines``; the ``(kind, line)`` of an error whose JSON is known (take_errors()), or\n"
+"of any other event built by ``fallback(event, seq, next_seq)`` (``seq`` None: it numbers\n"
 "the event itself if it keeps it, else returns None), to ``other_lines``; and what the\n"
 "fallback raised to ``failures``.");
 
@@ -409,9 +495,9 @@ PyDoc_STRVAR(build_doc,
 
 /* Build the events of one batch (their references are released here). */
 static int
-build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObject *next_seq,
-            PyObject *fallback, PyObject *metric_lines, PyObject *other_lines,
-            PyObject *failures)
+build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObject *counter,
+            PyObject *next_seq, PyObject *fallback, PyObject *metric_lines,
+            PyObject *other_lines, PyObject *failures)
 {
     if (self->sampling) {  /* left out before anything: no seq, no work */
         for (Py_ssize_t i = 0; i < count; i++) {
@@ -427,10 +513,17 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
     PyObject *floats = PyList_New(0);
     Py_ssize_t written = 0;
     for (Py_ssize_t i = 0; floats != NULL && i < count; i++) {
-        if (events[i][0] != NULL && writable(self, events[i])) {
+        if (events[i][0] == NULL) {
+            continue;
+        }
+        if (writable(self, events[i])) {
             PyList_Append(floats, events[i][1]);
             PyList_Append(floats, events[i][3]);
             written += 2;
+        }
+        else if (error_writable(self, events[i])) {
+            PyList_Append(floats, events[i][1]);
+            written += 1;
         }
     }
     PyObject *json = NULL;
@@ -447,17 +540,39 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
         }
         /* A metric the writer takes has its number now; any other event is numbered by the
          * fallback, and only if it is kept (sampling, the rate limit). */
-        int takes = writable(self, event);
-        PyObject *seq_object = takes ? PyObject_CallNoArgs(next_seq) : NULL;
+        int metric = writable(self, event), error = !metric && error_writable(self, event);
+        /* an error whose JSON ErrorLines made before (a new reference: the fallback may change
+         * the dict that holds it) */
+        PyObject *exception = error ? Py_XNewRef(known_exception(self, event)) : NULL;
+        int takes = metric || exception != NULL;
+        PyObject *seq_object = !takes ? NULL
+            : counter != NULL ? PyIter_Next(counter) : PyObject_CallNoArgs(next_seq);
         long long seq = seq_object == NULL ? -1 : PyLong_AsLongLong(seq_object);
         PyObject *line = NULL, *pair = NULL;
-        if (takes) {
+        if (metric) {
             if (formatted && seq >= 0) {
                 line = metric_line(self, event, seq, &numbers[number], &numbers[number + 1]);
             }
             number += 2;
         }
-        if (line == NULL && (!takes || seq >= 0)) {
+        else if (error) {
+            if (exception != NULL && formatted && seq >= 0) {
+                line = error_line(self, event, exception, seq, &numbers[number]);
+            }
+            number += 1;
+        }
+        Py_XDECREF(exception);
+        if (line != NULL && error) {
+            pair = PyTuple_Pack(2, self->error_kind, line);
+            Py_SETREF(line, NULL);
+            if (pair != NULL) {
+                /* a str and bytes: in no cycle. Thousands waiting for their batch would be
+                 * promoted into the old generation, whose growth sets off full collections */
+                PyObject_GC_UnTrack(pair);
+            }
+            PyErr_Clear();  /* no pair (out of memory): the fallback tries */
+        }
+        if (line == NULL && pair == NULL && (!takes || seq >= 0)) {
             PyObject *tuple = PyTuple_New(6);
             if (tuple != NULL) {
                 for (int j = 0; j < 6; j++) {
@@ -510,14 +625,15 @@ writer_build(MetricWriter *self, PyObject *args)
                           &PyList_Type, &failures)) {
         return NULL;
     }
-    PyObject *popleft = PyObject_GetAttrString(buffer, "popleft");
-    if (popleft == NULL) {
-        return NULL;
-    }
-    PyObject *(*events)[6] = PyMem_Calloc(BATCH, sizeof(*events));
+    /* an iterator (itertools.count) is read directly; the fallback gets its __next__ */
+    PyObject *counter = PyIter_Check(next_seq) ? next_seq : NULL;
+    next_seq = counter != NULL ? PyObject_GetAttrString(counter, "__next__") : Py_NewRef(next_seq);
+    PyObject *popleft = next_seq == NULL ? NULL : PyObject_GetAttrString(buffer, "popleft");
+    PyObject *(*events)[6] = popleft == NULL ? NULL : PyMem_Calloc(BATCH, sizeof(*events));
     if (events == NULL) {
-        Py_DECREF(popleft);
-        return PyErr_NoMemory();
+        Py_XDECREF(next_seq);
+        Py_XDECREF(popleft);
+        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
     }
     int ok = 1, short_buffer = 0;
     for (Py_ssize_t done = 0; ok && !short_buffer && done < count;) {
@@ -539,12 +655,13 @@ writer_build(MetricWriter *self, PyObject *args)
                 break;
             }
         }
-        ok = build_batch(self, events, batch, next_seq, fallback, metric_lines, other_lines,
-                         failures);
+        ok = build_batch(self, events, batch, counter, next_seq, fallback, metric_lines,
+                         other_lines, failures);
         done += batch;
     }
     PyMem_Free(events);
     Py_DECREF(popleft);
+    Py_DECREF(next_seq);
     if (!ok) {
         return PyErr_Occurred() ? NULL : PyErr_NoMemory();
     }
@@ -558,7 +675,7 @@ PyDoc_STRVAR(frames_key_doc,
 "A hash of the identity of each code object and of each offset of a flat frame list.");
 
 static PyObject *
-frames_key(PyObject *module, PyObject *frames)
+frames_hash(PyObject *frames)
 {
     if (!PyTuple_CheckExact(frames)) {
         PyErr_SetString(PyExc_TypeError, "frames must be a tuple");
@@ -585,21 +702,28 @@ frames_key(PyObject *module, PyObject *frames)
     return PyLong_FromSsize_t((Py_ssize_t)(hash >> 1));
 }
 
+static PyObject *
+frames_key(PyObject *module, PyObject *frames)
+{
+    return frames_hash(frames);
+}
+
 PyDoc_STRVAR(same_frames_doc,
 "same_frames(a, b)\n--\n\n"
 "Whether two flat frame lists hold the same code objects (by identity) at the same offsets.");
 
-static PyObject *
-same_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* 1 when two flat frame tuples hold the same code objects and equal offsets, 0 when not, -1
+ * with an error set. */
+static int
+frames_equal(PyObject *a, PyObject *b)
 {
-    if (nargs != 2 || !PyTuple_CheckExact(args[0]) || !PyTuple_CheckExact(args[1])) {
+    if (!PyTuple_CheckExact(a) || !PyTuple_CheckExact(b)) {
         PyErr_SetString(PyExc_TypeError, "same_frames(a, b) takes two tuples");
-        return NULL;
+        return -1;
     }
-    PyObject *a = args[0], *b = args[1];
     Py_ssize_t size = PyTuple_GET_SIZE(a);
     if (size != PyTuple_GET_SIZE(b)) {
-        Py_RETURN_FALSE;
+        return 0;
     }
     for (Py_ssize_t i = 0; i < size; i++) {
         PyObject *x = PyTuple_GET_ITEM(a, i), *y = PyTuple_GET_ITEM(b, i);
@@ -607,20 +731,95 @@ same_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             continue;
         }
         if (i % 2 == 0) {
-            Py_RETURN_FALSE;
+            return 0;
         }
         int equal = PyObject_RichCompareBool(x, y, Py_EQ);
-        if (equal < 0) {
-            return NULL;
-        }
-        if (!equal) {
-            Py_RETURN_FALSE;
+        if (equal <= 0) {
+            return equal;
         }
     }
-    Py_RETURN_TRUE;
+    return 1;
+}
+
+static PyObject *
+same_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "same_frames(a, b) takes two tuples");
+        return NULL;
+    }
+    int equal = frames_equal(args[0], args[1]);
+    if (equal < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(equal);
+}
+
+/* ---- packing (dxtrack/delivery/packing.py) ------------------------------------------------ */
+
+PyDoc_STRVAR(join_groups_doc,
+"join_groups(lines, limit)\n--\n\n"
+"Runs of consecutive lines of at most ``limit`` bytes (a longer line alone), each joined:\n"
+"a list of ``(data, count)``. What packing._groups and bytes.join give, in one pass.");
+
+static PyObject *
+join_groups(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "join_groups(lines, limit) takes a list and an int");
+        return NULL;
+    }
+    PyObject *lines = args[0];
+    Py_ssize_t limit = PyLong_AsSsize_t(args[1]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        return NULL;
+    }
+    /* The list can't change below: nothing here runs Python code or releases the GIL. */
+    Py_ssize_t total = PyList_GET_SIZE(lines), start = 0;
+    while (start < total) {
+        Py_ssize_t end = start, size = 0;
+        for (; end < total; end++) {
+            PyObject *line = PyList_GET_ITEM(lines, end);
+            if (!PyBytes_CheckExact(line)) {
+                Py_DECREF(out);
+                PyErr_SetString(PyExc_TypeError, "join_groups: lines must be bytes");
+                return NULL;
+            }
+            Py_ssize_t length = PyBytes_GET_SIZE(line);
+            if (end > start && size + length > limit) {
+                break;
+            }
+            size += length;
+        }
+        PyObject *data = PyBytes_FromStringAndSize(NULL, size);
+        if (data == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        char *to = PyBytes_AS_STRING(data);
+        for (Py_ssize_t i = start; i < end; i++) {
+            PyObject *line = PyList_GET_ITEM(lines, i);
+            memcpy(to, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line));
+            to += PyBytes_GET_SIZE(line);
+        }
+        PyObject *group = Py_BuildValue("(Nn)", data, end - start);
+        if (group == NULL || PyList_Append(out, group) < 0) {
+            Py_XDECREF(group);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(group);
+        start = end;
+    }
+    return out;
 }
 
 static PyMethodDef module_functions[] = {
+    {"join_groups", (PyCFunction)(void (*)(void))join_groups, METH_FASTCALL, join_groups_doc},
     {"frames_key", (PyCFunction)frames_key, METH_O, frames_key_doc},
     {"same_frames", (PyCFunction)(void (*)(void))same_frames, METH_FASTCALL, same_frames_doc},
     {NULL, NULL, 0, NULL},
@@ -715,6 +914,11 @@ writer_traverse(MetricWriter *self, visitproc visit, void *arg)
     Py_VISIT(self->last_metadata_json);
     Py_VISIT(self->scrub);
     Py_VISIT(self->known_keys);
+    Py_VISIT(self->error_kind);
+    for (int i = 0; i < 4; i++) {
+        Py_VISIT(self->error_parts[i]);
+    }
+    Py_VISIT(self->error_kept);
     return 0;
 }
 
@@ -735,6 +939,11 @@ writer_clear(MetricWriter *self)
     Py_CLEAR(self->last_metadata_json);
     Py_CLEAR(self->scrub);
     Py_CLEAR(self->known_keys);
+    Py_CLEAR(self->error_kind);
+    for (int i = 0; i < 4; i++) {
+        Py_CLEAR(self->error_parts[i]);
+    }
+    Py_CLEAR(self->error_kept);
     return 0;
 }
 
@@ -758,7 +967,40 @@ writer_take_sampled_out(MetricWriter *self, PyObject *unused)
     return PyLong_FromSsize_t(count);
 }
 
+PyDoc_STRVAR(take_errors_doc,
+"take_errors(kind, parts, kept)\n--\n\n"
+"Write error lines too: those of events of ``kind`` whose exception JSON is in ``kept``\n"
+"(``error_lines.ErrorLines``'s dict), around the 4 bytes ``parts`` of its template. For a\n"
+"configuration without error sampling or rate limit: the writer applies neither.");
+
+static PyObject *
+writer_take_errors(MetricWriter *self, PyObject *args)
+{
+    PyObject *kind, *parts, *kept;
+    if (!PyArg_ParseTuple(args, "UO!O!:take_errors", &kind, &PyTuple_Type, &parts, &PyDict_Type,
+                          &kept)) {
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(parts) != 4) {
+        PyErr_SetString(PyExc_ValueError, "parts must be 4 bytes objects");
+        return NULL;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (!PyBytes_CheckExact(PyTuple_GET_ITEM(parts, i))) {
+            PyErr_SetString(PyExc_TypeError, "parts must be bytes");
+            return NULL;
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        Py_XSETREF(self->error_parts[i], Py_NewRef(PyTuple_GET_ITEM(parts, i)));
+    }
+    Py_XSETREF(self->error_kept, Py_NewRef(kept));
+    Py_XSETREF(self->error_kind, Py_NewRef(kind));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef writer_methods[] = {
+    {"take_errors", (PyCFunction)writer_take_errors, METH_VARARGS, take_errors_doc},
     {"build", (PyCFunction)writer_build, METH_VARARGS, build_doc},
     {"take_sampled_out", (PyCFunction)writer_take_sampled_out, METH_NOARGS,
      take_sampled_out_doc},

@@ -1,5 +1,5 @@
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 class MetricWriter:
@@ -23,7 +23,7 @@ class MetricWriter:
         self,
         buffer: deque[Any],
         count: int,
-        next_seq: Callable[[], int],
+        next_seq: Callable[[], int] | Iterator[int],
         fallback: Callable[
             [tuple[Any, ...], int | None, Callable[[], int]], tuple[str, bytes] | None
         ],
@@ -32,6 +32,13 @@ class MetricWriter:
         failures: list[Exception],
     ) -> None: ...
     def take_sampled_out(self) -> int: ...
+    def take_errors(
+        self,
+        kind: str,
+        parts: tuple[bytes, bytes, bytes, bytes],
+        kept: dict[tuple[Any, str, int], tuple[tuple[Any, ...], bytes]],
+    ) -> None: ...
 
 def frames_key(frames: tuple[Any, ...]) -> int: ...
 def same_frames(a: tuple[Any, ...], b: tuple[Any, ...], /) -> bool: ...
+def join_groups(lines: list[bytes], limit: int, /) -> list[tuple[bytes, int]]: ...

@@ -32,6 +32,7 @@ typedef struct {
     PyObject *buffer;    /* the deque to append to, or NULL: always the fallback */
     PyObject *extend;    /* buffer.extend */
     Py_ssize_t limit;    /* take the fast path while len(buffer) < limit */
+    PyObject *snapshot;  /* the last metadata copy, shared by calls with equal metadata */
 } Entry;
 
 static PyObject *str_metric_name, *str_value, *str_metadata, *str_timestamp;
@@ -87,10 +88,67 @@ bind(PyObject *const *args, size_t nargsf, PyObject *kwnames, PyObject **names, 
     return 1;
 }
 
+/* Whether ``value`` and ``kept`` are the same object, or equal str, int or float (floats bit for
+ * bit), so that a snapshot holding ``kept`` stands for ``value``. Runs no Python code. */
+static int
+same_value(PyObject *value, PyObject *kept)
+{
+    if (value == kept) {
+        return 1;
+    }
+    if (Py_TYPE(value) != Py_TYPE(kept)) {
+        return 0;
+    }
+    if (PyUnicode_CheckExact(value)) {
+        return PyUnicode_Compare(value, kept) == 0;
+    }
+    if (PyLong_CheckExact(value)) {
+        return PyObject_RichCompareBool(value, kept, Py_EQ) == 1;  /* int == int runs no code */
+    }
+    if (PyFloat_CheckExact(value)) {
+        double a = PyFloat_AS_DOUBLE(value), b = PyFloat_AS_DOUBLE(kept);
+        return memcmp(&a, &b, sizeof(double)) == 0;
+    }
+    return 0;
+}
+
+/* Whether ``metadata`` holds, in the same order, the same str keys and values as ``snapshot``:
+ * what a shallow copy of it would hold. */
+static int
+same_as_snapshot(PyObject *metadata, PyObject *snapshot)
+{
+    if (snapshot == NULL || PyDict_GET_SIZE(metadata) != PyDict_GET_SIZE(snapshot)) {
+        return 0;
+    }
+    Py_ssize_t pos = 0, kept_pos = 0;
+    PyObject *key, *value, *kept_key, *kept_value;
+    while (PyDict_Next(metadata, &pos, &key, &value)) {
+        if (!PyDict_Next(snapshot, &kept_pos, &kept_key, &kept_value)) {
+            return 0;
+        }
+        if (key != kept_key
+            && !(PyUnicode_CheckExact(key) && PyUnicode_CheckExact(kept_key)
+                 && PyUnicode_Compare(key, kept_key) == 0)) {
+            return 0;
+        }
+        if (!same_value(value, kept_value)) {
+            return 0;
+        }
+    }
+    PyErr_Clear();
+    return 1;
+}
+
 /* A new reference to a copy of plain-dict metadata, to Py_None for none, or NULL (no error
- * set) when the fallback must handle it. */
+ * set) when the fallback must handle it.
+ *
+ * A job usually passes equal metadata again and again ({"route": ..., "status": 200}), so a
+ * copy equal to the last one is not made again: the events share the last copy, which nothing
+ * ever changes (the builder reads it; before_send gets a copy of its own). That spares the
+ * allocation here and its release on the builder's thread, and the builder knows the shared
+ * copy by its identity, without comparing it again. */
 static PyObject *
-copy_metadata(PyObject *metadata)
+copy_metadata(Entry *self, PyObject *metadata)
 {
     if (metadata == NULL || metadata == Py_None) {
         Py_INCREF(Py_None);
@@ -98,6 +156,10 @@ copy_metadata(PyObject *metadata)
     }
     if (!PyDict_CheckExact(metadata)) {
         return NULL;
+    }
+    if (same_as_snapshot(metadata, self->snapshot)) {
+        Py_INCREF(self->snapshot);
+        return self->snapshot;
     }
     PyObject *copy = PyDict_Copy(metadata);
     if (copy == NULL) {
@@ -109,6 +171,8 @@ copy_metadata(PyObject *metadata)
      * otherwise be walked by every collection, and promoted into the old generation, whose
      * growth triggers full collections of the host's whole heap. */
     PyObject_GC_UnTrack(copy);
+    Py_INCREF(copy);
+    Py_XSETREF(self->snapshot, copy);
     return copy;
 }
 
@@ -208,7 +272,7 @@ metric_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyOb
     else {
         return call_fallback(self, args, nargsf, kwnames);
     }
-    PyObject *metadata = copy_metadata(slots[2]);
+    PyObject *metadata = copy_metadata(self, slots[2]);
     if (metadata == NULL) {
         Py_DECREF(value);
         return call_fallback(self, args, nargsf, kwnames);
@@ -342,7 +406,7 @@ error_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObj
         return call_fallback(self, args, nargsf, kwnames);
     }
     int chained = !plain(exc);
-    PyObject *metadata = chained ? NULL : copy_metadata(slots[0]);  /* else the fallback */
+    PyObject *metadata = chained ? NULL : copy_metadata(self, slots[0]);  /* else the fallback */
     if (metadata == NULL) {
         Py_DECREF(exc);
         return call_fallback(self, args, nargsf, kwnames);
@@ -426,6 +490,7 @@ entry_traverse(Entry *self, visitproc visit, void *arg)
     Py_VISIT(self->clock_name);
     Py_VISIT(self->buffer);
     Py_VISIT(self->extend);
+    Py_VISIT(self->snapshot);
     return 0;
 }
 
@@ -438,6 +503,7 @@ entry_clear(Entry *self)
     Py_CLEAR(self->clock_name);
     Py_CLEAR(self->buffer);
     Py_CLEAR(self->extend);
+    Py_CLEAR(self->snapshot);
     return 0;
 }
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 from collections import deque
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from dxtrack import capture, tracebacks
 from dxtrack.arguments import ErrorFunction, MetricFunction, checked_metadata, checked_value
 from dxtrack.counters import Counters
-from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
+from dxtrack.environment_variables import compiled_allowed
 from dxtrack.events import ERROR, EVENT_WIDTH, METRIC, Event, pop_events
 from dxtrack.log import LogOnce, SdkThread, logger, warn_at_caller
 
@@ -39,7 +38,7 @@ ORPHAN_SECONDS = 60.0
 
 def compiled_fast_path() -> bool:
     """Whether ``metric()`` and ``error()`` use the compiled fast path (``dxtrack._hotpath``)."""
-    return _hotpath is not None and os.environ.get(DXTRACK_PURE_PYTHON, "") in ("", "0")
+    return _hotpath is not None and compiled_allowed()
 
 
 class Client:

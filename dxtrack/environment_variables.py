@@ -6,6 +6,8 @@ wins over the variable, and the variable wins over the default.
 
 from __future__ import annotations
 
+import os
+
 DXTRACK_CONTEXT = "DXTRACK_CONTEXT"
 """``context``: the name of the job or service."""
 
@@ -102,6 +104,12 @@ DXTRACK_CAPTURE_LOG_LEVEL = "DXTRACK_CAPTURE_LOG_LEVEL"
 DXTRACK_PURE_PYTHON = "DXTRACK_PURE_PYTHON"
 """Set to ``1`` (before ``import dxtrack``) to leave the compiled fast path of ``metric()`` and
 ``error()`` unused. Not a ``configure()`` option: for comparing and debugging the two paths."""
+
+
+def compiled_allowed() -> bool:
+    """Whether the compiled modules may be used (``DXTRACK_PURE_PYTHON`` is unset or ``0``)."""
+    return os.environ.get(DXTRACK_PURE_PYTHON, "") in ("", "0")
+
 
 DXTRACK_SCRUB = "DXTRACK_SCRUB"
 """``scrub``: a boolean. Replaces the values of metadata keys that name secrets (passwords,

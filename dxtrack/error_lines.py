@@ -41,6 +41,7 @@ class ErrorLines:
         scrub: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         clean: Callable[[str], str] = str,
         sample_rate: bytes = b"",
+        frames_key: Callable[[tracebacks.Frames], int] | None = None,
     ) -> None:
         self._head = b'{"context":%s,"exception":' % json["context"]
         self._host = b',"host":%s,"log":null,"metadata":' % json["host"]
@@ -57,6 +58,10 @@ class ErrorLines:
         self._max_line_bytes = max_line_bytes
         self._kept: dict[tuple[Any, str, int], tuple[tracebacks.Frames, bytes]] = {}
         self._generation = tracebacks.generation
+        # the compiled writer looks errors up with its own key: the same function makes them
+        self._frames_key = frames_key or tracebacks.frames_key
+        self._last_metadata: dict[str, Any] | None = None
+        self._last_metadata_json = b""
 
     def line(self, event: Event, seq: int) -> bytes | None:
         """The finished line of an error event, or None when the builder must make it."""
@@ -65,14 +70,7 @@ class ErrorLines:
             return None
         try:
             exception = self._exception(exc_type, text, trace)
-            if not metadata:
-                metadata_json = self._defaults_json
-            else:
-                if self._scrub is not None:
-                    metadata = self._scrub(metadata)
-                metadata_json = nested_json(
-                    {**self._defaults, **metadata} if self._defaults else metadata
-                )
+            metadata_json = self._metadata_json(metadata)
             parts = (self._head, exception, self._host, metadata_json, self._ids)
             body = b"".join((*parts, b"%d" % seq, self._stage, orjson.dumps(now), b"}"))
         except (TypeError, ValueError):  # orjson refused something: the builder copes
@@ -82,12 +80,40 @@ class ErrorLines:
         digest = xxh3_128_hexdigest(body).encode()
         return b"".join((body[:-1], b',"id":"', digest, b'"}\n'))
 
-    def _exception(self, exc_type: Any, text: str, trace: tracebacks.Frames) -> bytes:
-        """The JSON of ``"exception"`` and ``"fingerprint"`` (between them, the separator)."""
-        if self._generation != tracebacks.generation:  # a source file changed: read it again
+    def _metadata_json(self, metadata: dict[str, Any] | None) -> bytes:
+        """The merged, scrubbed metadata's JSON. A captured metadata dict is a copy nothing
+        changes, and calls with equal metadata share one (``_hotpath.c``): the same dict as
+        the last one has the same JSON."""
+        if not metadata:
+            return self._defaults_json
+        if metadata is self._last_metadata:
+            return self._last_metadata_json
+        own = metadata if self._scrub is None else self._scrub(metadata)
+        json = nested_json({**self._defaults, **own} if self._defaults else own)
+        self._last_metadata, self._last_metadata_json = metadata, json
+        return json
+
+    @property
+    def template(self) -> tuple[bytes, bytes, bytes, bytes]:
+        """The line around its exception, metadata, seq and timestamp, for the compiled writer
+        (``_build.MetricWriter.take_errors``), which writes the errors whose JSON is kept."""
+        return self._head, self._host, self._ids, self._stage
+
+    @property
+    def kept(self) -> dict[tuple[Any, str, int], tuple[tracebacks.Frames, bytes]]:
+        """The JSON of each error seen: ``(type, text, frames_key) -> (frames, JSON)``."""
+        return self._kept
+
+    def forget_stale(self) -> None:
+        """Forget the JSON kept when a source file it shows changed (it is read again)."""
+        if self._generation != tracebacks.generation:
             self._kept.clear()
             self._generation = tracebacks.generation
-        key = (exc_type, text, tracebacks.frames_key(trace))
+
+    def _exception(self, exc_type: Any, text: str, trace: tracebacks.Frames) -> bytes:
+        """The JSON of ``"exception"`` and ``"fingerprint"`` (between them, the separator)."""
+        self.forget_stale()
+        key = (exc_type, text, self._frames_key(trace))
         found = self._kept.get(key)
         if found is None or not tracebacks.same_frames(found[0], trace):
             name = tracebacks.type_name(exc_type)

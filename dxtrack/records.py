@@ -18,7 +18,7 @@ from xxhash import xxh3_64_hexdigest, xxh3_128_hexdigest
 
 from dxtrack import jsonsafe, tracebacks
 from dxtrack.capture import ERROR_CALL, Captured
-from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
+from dxtrack.environment_variables import compiled_allowed
 from dxtrack.error_lines import ErrorLines
 from dxtrack.events import ERROR, METRIC, Event
 from dxtrack.scrubbing import Scrubber, url_credentials_filtered
@@ -132,6 +132,13 @@ class RecordBuilder:
         if not self._sources_checked:
             self._sources_checked = True
             tracebacks.recheck_sources()
+
+    def check_sources_now(self) -> None:
+        """Before a batch the compiled writer builds: it writes error lines from the JSON kept,
+        which must first forget the texts of source files that changed."""
+        if self._error_lines is not None:
+            self._check_sources()
+            self._error_lines.forget_stale()
 
     def _error_record(self, event: Event, suppressed: int = 0) -> dict[str, Any]:
         """The record of an error event as a dict, without its ``seq`` and ``id`` (metrics are
@@ -331,7 +338,7 @@ class RecordBuilder:
         """The compiled writer of metric lines (``_build.MetricWriter``), when it was built and
         not turned off by ``DXTRACK_PURE_PYTHON`` (nor needless: ``before_send`` needs every
         record as a dict); it gives the same bytes as ``build_many``."""
-        if _build is None or os.environ.get(DXTRACK_PURE_PYTHON, "") not in ("", "0"):
+        if _build is None or not compiled_allowed():
             return None
         if self._before_send is not None:
             return None
@@ -350,9 +357,10 @@ class RecordBuilder:
             scrub=self._scrub,
             clean=self._clean,
             sample_rate=self._sample_rate_json(ERROR),
+            frames_key=_build.frames_key,
         )
         scrubber = self._scrubber
-        return _build.MetricWriter(
+        writer = _build.MetricWriter(
             parts=self.template(),
             defaults=self._defaults,
             dumps=orjson.dumps,
@@ -365,6 +373,9 @@ class RecordBuilder:
             known_keys=None if scrubber is None else scrubber.known,
             seed=int.from_bytes(os.urandom(8), "little"),
         )
+        if self._error_sampler is None and self.limiter is None:  # it applies neither
+            writer.take_errors(ERROR, self._error_lines.template, self._error_lines.kept)
+        return writer
 
     def _shortened(self, record: dict[str, Any]) -> bytes:
         plain = jsonsafe.to_jsonable(record)

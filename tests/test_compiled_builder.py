@@ -8,6 +8,7 @@ from collections import deque
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from dxtrack import (
     _build,  # built at install: the tests need the C compiler
     tracebacks,
 )
+from dxtrack.delivery import packing
 from dxtrack.events import ERROR, EVENT_WIDTH, METRIC, iter_events
 from dxtrack.records import RecordBuilder
 
@@ -298,3 +300,23 @@ def test_sampled_metrics_are_the_reference_lines_of_the_kept_events() -> None:
     reference, _ = sampled().build_many(kept, itertools.count(1).__next__, shape=False)
     assert lines == [line for _, line in reference]
     assert all(b'"sample_rate":0.5,' in line for line in lines)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=300), max_size=60),
+    limit=st.integers(min_value=1, max_value=1_000),
+)
+def test_compiled_packing_joins_the_groups_the_reference_makes(
+    sizes: list[int], limit: int
+) -> None:
+    """``_build.join_groups`` (the packing of every batch) against ``packing._groups``: the
+    same runs of whole lines, each at most ``limit`` bytes or one longer line, in order."""
+    lines = [bytes([65 + i % 26]) * size + b"\n" for i, size in enumerate(sizes)]
+    compiled = _build.join_groups(lines, limit)
+    reference = [(b"".join(lines[a:b]), b - a) for a, b in packing._groups(lines, limit)]
+    assert compiled == reference
+    assert b"".join(data for data, _ in compiled) == b"".join(lines)
+    assert all(len(data) <= limit or count == 1 for data, count in compiled)
+    with pytest.raises(TypeError, match="bytes"):
+        _build.join_groups([b"a\n", "not bytes"], limit)

@@ -111,12 +111,11 @@ class Buffers:
             )
             self._count_failures(failures)
             return by_kind(lines)
+        self.builder.check_sources_now()
         metrics: list[bytes] = []
         others: list[Line] = []
         failures = []
-        self._writer.build(
-            buffer, count, self._seq.__next__, self.builder.build, metrics, others, failures
-        )
+        self._writer.build(buffer, count, self._seq, self.builder.build, metrics, others, failures)
         self.stats.omit(SAMPLED, self._writer.take_sampled_out())
         self._count_failures(failures)
         batch = by_kind(others)

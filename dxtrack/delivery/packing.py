@@ -6,7 +6,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from dxtrack.environment_variables import compiled_allowed
 from dxtrack.sinks.base import Limits
+
+try:
+    from dxtrack import _build
+except ImportError:  # installed without a C compiler: the pure-Python packing below
+    _build = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from dxtrack.delivery.compression import Codec
@@ -55,12 +61,22 @@ def pack(
     # a replay's items (``max_bytes``) hold at most that much of records, compressed or not
     group = limit if codec is None or max_bytes is not None else limit * COMPRESSED_GROUP
     items: list[Item] = []
-    for start, end in _groups(lines, group):
+    start = 0
+    for data, count in _joined_groups(lines, group):
         if codec is None:
-            items.append(Item(b"".join(lines[start:end]), end - start, born, claim, start))
+            items.append(Item(data, count, born, claim, start))
         else:
-            items.extend(_compressed(lines, start, end, limit, codec, born, claim))
+            items.extend(_compressed(lines, start, start + count, limit, codec, born, claim, data))
+        start += count
     return items
+
+
+def _joined_groups(lines: Sequence[bytes], limit: int) -> list[tuple[bytes, int]]:
+    """Runs of lines of at most ``limit`` bytes (or one line), each joined, with its count: in
+    one compiled pass when there is one (``_build.join_groups``), else in Python."""
+    if _build is not None and lines.__class__ is list and compiled_allowed():
+        return _build.join_groups(lines, limit)
+    return [(b"".join(lines[start:end]), end - start) for start, end in _groups(lines, limit)]
 
 
 def _groups(lines: Sequence[bytes], limit: int) -> Iterator[tuple[int, int]]:
@@ -84,9 +100,11 @@ def _compressed(
     codec: Codec,
     born: float,
     claim: Claim | None,
+    joined: bytes | None = None,
 ) -> list[Item]:
-    """``lines[start:end]`` as compressed items of at most ``limit`` bytes each."""
-    data = codec.compress(b"".join(lines[start:end]))
+    """``lines[start:end]`` (``joined``, when given) as compressed items of at most ``limit``
+    bytes each."""
+    data = codec.compress(b"".join(lines[start:end]) if joined is None else joined)
     if len(data) <= limit or end - start == 1:  # one line always fits once compressed
         return [Item(data, end - start, born, claim, start, codec)]
     middle = (start + end) // 2
