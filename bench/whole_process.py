@@ -4,7 +4,10 @@ Each case runs in a fresh child process against one moto server in another proce
 is not counted). A case times its loop and then ``flush()`` with ``resource.getrusage`` of the
 whole child, so the shipper's building, packing, compressing, signing and sending is all in it.
 dxtrack is warmed up first (1,000 records delivered, untimed): a stream's first call sets up
-its connection and botocore's state, a one-time cost.
+its connection and botocore's state, a one-time cost. Every case, baselines included, collects
+garbage before its clock starts: a fresh process's first full collection walks the whole heap
+(boto3's objects too) once, about 0.1 s, and it would fall in whichever case first allocates
+enough objects that outlive a young generation, the deque baseline never.
 
 Ratios printed, each against a baseline measured in the same run:
 
@@ -23,6 +26,7 @@ Ratios printed, each against a baseline measured in the same run:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -68,6 +72,7 @@ def nothing() -> None:
 
 
 def timed(loop: Callable[[], None], after: Callable[[], None] = lambda: None) -> float:
+    gc.collect()  # every case starts from a collected heap (see the module's docstring)
     start = cpu()
     loop()
     after()
