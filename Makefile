@@ -43,13 +43,17 @@ infra-lint:
 	.venvs/checkov/bin/checkov -f infra/dxtrack.yaml --framework cloudformation --skip-download \
 	  --quiet --compact
 
-# Twice: with the compiled fast path of metric()/error() (as installed), then without it (all
-# but the two files about delivery through outages and process deaths, which both paths share);
-# then the capture and record tests on the other Pythons.
+# Twice: with the compiled fast path of metric()/error() (as installed), then without it: all
+# but the files about delivery (outages, process deaths, compression), the command, the
+# dashboard and the cloud side, which the two paths share; then the capture and record tests
+# on the other Pythons.
+SHARED_BY_BOTH_PATHS := tests/test_lifecycle.py tests/test_delivery_adversarial.py \
+	tests/test_firehose_delivery.py tests/test_compression.py tests/test_cli_aws.py \
+	tests/test_dashboard.py tests/test_infra.py tests/test_infra_options.py \
+	tests/test_snowflake.py
 test: lint package-check
 	$(PY) -m pytest
-	DXTRACK_PURE_PYTHON=1 $(PY) -m pytest -q \
-	  --deselect tests/test_lifecycle.py --deselect tests/test_delivery_adversarial.py
+	DXTRACK_PURE_PYTHON=1 $(PY) -m pytest -q $(addprefix --deselect ,$(SHARED_BY_BOTH_PATHS))
 	$(MAKE) versions
 
 # The capture and record tests (tracebacks identical to Python's own, among them) on each other
@@ -68,7 +72,7 @@ versions:
 	  echo "== CPython $$v ($$python)"; \
 	  [ -x .venvs/$$v/bin/python ] || $$python -m venv .venvs/$$v; \
 	  .venvs/$$v/bin/python -m pip install -q --upgrade pip; \
-	  .venvs/$$v/bin/python -m pip install -q -e '.[test]'; \
+	  .venvs/$$v/bin/python -m pip install -q -e '.[test-core]'; \
 	  .venvs/$$v/bin/python -c 'import dxtrack; assert dxtrack.compiled, "not compiled"'; \
 	  .venvs/$$v/bin/python -m pytest -q -p no:cacheprovider $(VERSION_TESTS); \
 	  DXTRACK_PURE_PYTHON=1 .venvs/$$v/bin/python -m pytest -q -p no:cacheprovider \

@@ -52,6 +52,7 @@ typedef struct {
     PyObject *error_kind; /* the event kind of errors ("error"), or NULL: the fallback's */
     PyObject *error_parts[4]; /* bytes around exception, metadata, seq and timestamp */
     PyObject *error_kept;
+    PyObject *error_prepare; /* called before a build's first error: forgets stale JSON */
 } MetricWriter;
 
 /* xorshift64*: the draw of metric sampling (not for secrets; fast and well spread). */
@@ -273,10 +274,12 @@ piece_from_metadata(MetricWriter *self, Piece *piece, PyObject *metadata)
     if (json == NULL) {
         return 0;
     }
-    Py_INCREF(metadata);
-    Py_XSETREF(self->last_metadata, metadata);
-    Py_INCREF(json);
-    Py_XSETREF(self->last_metadata_json, json);
+    /* both set before the old ones are released, whose values' finalizers may run code */
+    PyObject *old_metadata = self->last_metadata, *old_json = self->last_metadata_json;
+    self->last_metadata = Py_NewRef(metadata);
+    self->last_metadata_json = Py_NewRef(json);
+    Py_XDECREF(old_metadata);
+    Py_XDECREF(old_json);
     return piece_from_bytes(piece, json);
 }
 
@@ -497,7 +500,7 @@ PyDoc_STRVAR(build_doc,
 static int
 build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObject *counter,
             PyObject *next_seq, PyObject *fallback, PyObject *metric_lines,
-            PyObject *other_lines, PyObject *failures)
+            PyObject *other_lines, PyObject *failures, int *errors_ready)
 {
     if (self->sampling) {  /* left out before anything: no seq, no work */
         for (Py_ssize_t i = 0; i < count; i++) {
@@ -541,9 +544,16 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
         /* A metric the writer takes has its number now; any other event is numbered by the
          * fallback, and only if it is kept (sampling, the rate limit). */
         int metric = writable(self, event), error = !metric && error_writable(self, event);
+        if (error && *errors_ready == 0) {  /* the build's first error: check the sources */
+            PyObject *done = PyObject_CallNoArgs(self->error_prepare);
+            *errors_ready = done == NULL ? -1 : 1;
+            Py_XDECREF(done);
+            PyErr_Clear();  /* it failed: this build leaves its errors to the fallback */
+        }
         /* an error whose JSON ErrorLines made before (a new reference: the fallback may change
          * the dict that holds it) */
-        PyObject *exception = error ? Py_XNewRef(known_exception(self, event)) : NULL;
+        PyObject *exception = error && *errors_ready > 0
+            ? Py_XNewRef(known_exception(self, event)) : NULL;
         int takes = metric || exception != NULL;
         PyObject *seq_object = !takes ? NULL
             : counter != NULL ? PyIter_Next(counter) : PyObject_CallNoArgs(next_seq);
@@ -635,7 +645,7 @@ writer_build(MetricWriter *self, PyObject *args)
         Py_XDECREF(popleft);
         return PyErr_Occurred() ? NULL : PyErr_NoMemory();
     }
-    int ok = 1, short_buffer = 0;
+    int ok = 1, short_buffer = 0, errors_ready = 0;
     for (Py_ssize_t done = 0; ok && !short_buffer && done < count;) {
         Py_ssize_t batch = 0;
         for (; batch < BATCH && done + batch < count; batch++) {
@@ -656,7 +666,7 @@ writer_build(MetricWriter *self, PyObject *args)
             }
         }
         ok = build_batch(self, events, batch, counter, next_seq, fallback, metric_lines,
-                         other_lines, failures);
+                         other_lines, failures, &errors_ready);
         done += batch;
     }
     PyMem_Free(events);
@@ -769,52 +779,59 @@ join_groups(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "join_groups(lines, limit) takes a list and an int");
         return NULL;
     }
-    PyObject *lines = args[0];
-    Py_ssize_t limit = PyLong_AsSsize_t(args[1]);
-    if (limit == -1 && PyErr_Occurred()) {
+    int overflow = 0;
+    long long wanted = PyLong_AsLongLongAndOverflow(args[1], &overflow);
+    if (wanted == -1 && PyErr_Occurred()) {
         return NULL;
+    }
+    Py_ssize_t limit = overflow > 0 || wanted > PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX
+        : overflow < 0 ? -1 : (Py_ssize_t)wanted;
+    /* The lines, held here before anything is allocated that may set off a collection (whose
+     * callbacks and finalizers may change the list). */
+    Py_ssize_t total = PyList_GET_SIZE(args[0]);
+    PyObject **lines = PyMem_Malloc((total > 0 ? total : 1) * sizeof(PyObject *));
+    if (lines == NULL) {
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < total; i++) {
+        lines[i] = Py_NewRef(PyList_GET_ITEM(args[0], i));
     }
     PyObject *out = PyList_New(0);
-    if (out == NULL) {
-        return NULL;
-    }
-    /* The list can't change below: nothing here runs Python code or releases the GIL. */
-    Py_ssize_t total = PyList_GET_SIZE(lines), start = 0;
-    while (start < total) {
+    for (Py_ssize_t start = 0; out != NULL && start < total;) {
         Py_ssize_t end = start, size = 0;
         for (; end < total; end++) {
-            PyObject *line = PyList_GET_ITEM(lines, end);
-            if (!PyBytes_CheckExact(line)) {
-                Py_DECREF(out);
+            if (!PyBytes_CheckExact(lines[end])) {
                 PyErr_SetString(PyExc_TypeError, "join_groups: lines must be bytes");
-                return NULL;
+                Py_CLEAR(out);
+                break;
             }
-            Py_ssize_t length = PyBytes_GET_SIZE(line);
+            Py_ssize_t length = PyBytes_GET_SIZE(lines[end]);
             if (end > start && size + length > limit) {
                 break;
             }
             size += length;
         }
-        PyObject *data = PyBytes_FromStringAndSize(NULL, size);
+        PyObject *data = out == NULL ? NULL : PyBytes_FromStringAndSize(NULL, size);
         if (data == NULL) {
-            Py_DECREF(out);
-            return NULL;
+            Py_CLEAR(out);
+            break;
         }
         char *to = PyBytes_AS_STRING(data);
         for (Py_ssize_t i = start; i < end; i++) {
-            PyObject *line = PyList_GET_ITEM(lines, i);
-            memcpy(to, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line));
-            to += PyBytes_GET_SIZE(line);
+            memcpy(to, PyBytes_AS_STRING(lines[i]), PyBytes_GET_SIZE(lines[i]));
+            to += PyBytes_GET_SIZE(lines[i]);
         }
         PyObject *group = Py_BuildValue("(Nn)", data, end - start);
         if (group == NULL || PyList_Append(out, group) < 0) {
-            Py_XDECREF(group);
-            Py_DECREF(out);
-            return NULL;
+            Py_CLEAR(out);
         }
-        Py_DECREF(group);
+        Py_XDECREF(group);
         start = end;
     }
+    for (Py_ssize_t i = 0; i < total; i++) {
+        Py_DECREF(lines[i]);
+    }
+    PyMem_Free(lines);
     return out;
 }
 
@@ -919,6 +936,7 @@ writer_traverse(MetricWriter *self, visitproc visit, void *arg)
         Py_VISIT(self->error_parts[i]);
     }
     Py_VISIT(self->error_kept);
+    Py_VISIT(self->error_prepare);
     return 0;
 }
 
@@ -944,6 +962,7 @@ writer_clear(MetricWriter *self)
         Py_CLEAR(self->error_parts[i]);
     }
     Py_CLEAR(self->error_kept);
+    Py_CLEAR(self->error_prepare);
     return 0;
 }
 
@@ -968,17 +987,22 @@ writer_take_sampled_out(MetricWriter *self, PyObject *unused)
 }
 
 PyDoc_STRVAR(take_errors_doc,
-"take_errors(kind, parts, kept)\n--\n\n"
+"take_errors(kind, parts, kept, prepare)\n--\n\n"
 "Write error lines too: those of events of ``kind`` whose exception JSON is in ``kept``\n"
-"(``error_lines.ErrorLines``'s dict), around the 4 bytes ``parts`` of its template. For a\n"
-"configuration without error sampling or rate limit: the writer applies neither.");
+"(``error_lines.ErrorLines``'s dict), around the 4 bytes ``parts`` of its template, once\n"
+"``prepare()`` was called in the build (it forgets JSON gone stale). For a configuration\n"
+"without error sampling or rate limit: the writer applies neither.");
 
 static PyObject *
 writer_take_errors(MetricWriter *self, PyObject *args)
 {
-    PyObject *kind, *parts, *kept;
-    if (!PyArg_ParseTuple(args, "UO!O!:take_errors", &kind, &PyTuple_Type, &parts, &PyDict_Type,
-                          &kept)) {
+    PyObject *kind, *parts, *kept, *prepare;
+    if (!PyArg_ParseTuple(args, "UO!O!O:take_errors", &kind, &PyTuple_Type, &parts,
+                          &PyDict_Type, &kept, &prepare)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(prepare)) {
+        PyErr_SetString(PyExc_TypeError, "prepare must be callable");
         return NULL;
     }
     if (PyTuple_GET_SIZE(parts) != 4) {
@@ -995,6 +1019,7 @@ writer_take_errors(MetricWriter *self, PyObject *args)
         Py_XSETREF(self->error_parts[i], Py_NewRef(PyTuple_GET_ITEM(parts, i)));
     }
     Py_XSETREF(self->error_kept, Py_NewRef(kept));
+    Py_XSETREF(self->error_prepare, Py_NewRef(prepare));
     Py_XSETREF(self->error_kind, Py_NewRef(kind));
     Py_RETURN_NONE;
 }

@@ -37,6 +37,7 @@ class MetricWriter:
         kind: str,
         parts: tuple[bytes, bytes, bytes, bytes],
         kept: dict[tuple[Any, str, int], tuple[tuple[Any, ...], bytes]],
+        prepare: Callable[[], object],
     ) -> None: ...
 
 def frames_key(frames: tuple[Any, ...]) -> int: ...

@@ -88,22 +88,24 @@ bind(PyObject *const *args, size_t nargsf, PyObject *kwnames, PyObject **names, 
     return 1;
 }
 
-/* Whether ``value`` and ``kept`` are the same object, or equal str, int or float (floats bit for
- * bit), so that a snapshot holding ``kept`` stands for ``value``. Runs no Python code. */
+/* Whether ``value`` and ``kept`` are equal immutable scalars of one exact type -- str, int,
+ * float (bit for bit), bool or None -- so that a snapshot holding ``kept`` stands for ``value``.
+ * Anything else (a list, a dict, an object) is never the same: the builders reuse a shared
+ * snapshot's JSON, and a nested value may change between two calls. Runs no Python code. */
 static int
 same_value(PyObject *value, PyObject *kept)
 {
-    if (value == kept) {
-        return 1;
-    }
     if (Py_TYPE(value) != Py_TYPE(kept)) {
         return 0;
     }
+    if (value == Py_None || PyBool_Check(value)) {
+        return value == kept;
+    }
     if (PyUnicode_CheckExact(value)) {
-        return PyUnicode_Compare(value, kept) == 0;
+        return value == kept || PyUnicode_Compare(value, kept) == 0;
     }
     if (PyLong_CheckExact(value)) {
-        return PyObject_RichCompareBool(value, kept, Py_EQ) == 1;  /* int == int runs no code */
+        return value == kept || PyObject_RichCompareBool(value, kept, Py_EQ) == 1;
     }
     if (PyFloat_CheckExact(value)) {
         double a = PyFloat_AS_DOUBLE(value), b = PyFloat_AS_DOUBLE(kept);
@@ -112,8 +114,8 @@ same_value(PyObject *value, PyObject *kept)
     return 0;
 }
 
-/* Whether ``metadata`` holds, in the same order, the same str keys and values as ``snapshot``:
- * what a shallow copy of it would hold. */
+/* Whether ``metadata`` holds, in the same order, the same str keys and plain values as
+ * ``snapshot`` (see same_value). */
 static int
 same_as_snapshot(PyObject *metadata, PyObject *snapshot)
 {

@@ -60,8 +60,7 @@ class ErrorLines:
         self._generation = tracebacks.generation
         # the compiled writer looks errors up with its own key: the same function makes them
         self._frames_key = frames_key or tracebacks.frames_key
-        self._last_metadata: dict[str, Any] | None = None
-        self._last_metadata_json = b""
+        self._last: tuple[dict[str, Any] | None, bytes] = (None, b"")
 
     def line(self, event: Event, seq: int) -> bytes | None:
         """The finished line of an error event, or None when the builder must make it."""
@@ -82,15 +81,16 @@ class ErrorLines:
 
     def _metadata_json(self, metadata: dict[str, Any] | None) -> bytes:
         """The merged, scrubbed metadata's JSON. A captured metadata dict is a copy nothing
-        changes, and calls with equal metadata share one (``_hotpath.c``): the same dict as
-        the last one has the same JSON."""
+        changes, and calls with equal plain metadata share one (``_hotpath.c``): the same dict
+        as the last one has the same JSON."""
         if not metadata:
             return self._defaults_json
-        if metadata is self._last_metadata:
-            return self._last_metadata_json
+        last_metadata, last_json = self._last
+        if metadata is last_metadata:
+            return last_json
         own = metadata if self._scrub is None else self._scrub(metadata)
         json = nested_json({**self._defaults, **own} if self._defaults else own)
-        self._last_metadata, self._last_metadata_json = metadata, json
+        self._last = (metadata, json)  # one store: the pair stays a pair
         return json
 
     @property

@@ -134,8 +134,8 @@ class RecordBuilder:
             tracebacks.recheck_sources()
 
     def check_sources_now(self) -> None:
-        """Before a batch the compiled writer builds: it writes error lines from the JSON kept,
-        which must first forget the texts of source files that changed."""
+        """Called by the compiled writer before the first error of a build: it writes error
+        lines from the JSON kept, which must first forget the texts of files that changed."""
         if self._error_lines is not None:
             self._check_sources()
             self._error_lines.forget_stale()
@@ -374,7 +374,9 @@ class RecordBuilder:
             seed=int.from_bytes(os.urandom(8), "little"),
         )
         if self._error_sampler is None and self.limiter is None:  # it applies neither
-            writer.take_errors(ERROR, self._error_lines.template, self._error_lines.kept)
+            writer.take_errors(
+                ERROR, self._error_lines.template, self._error_lines.kept, self.check_sources_now
+            )
         return writer
 
     def _shortened(self, record: dict[str, Any]) -> bytes:

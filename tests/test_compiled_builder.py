@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 from collections import deque
 from typing import Any
 
@@ -320,3 +322,34 @@ def test_compiled_packing_joins_the_groups_the_reference_makes(
     assert all(len(data) <= limit or count == 1 for data, count in compiled)
     with pytest.raises(TypeError, match="bytes"):
         _build.join_groups([b"a\n", "not bytes"], limit)
+
+
+def test_compiled_packing_survives_code_that_changes_the_list_meanwhile() -> None:
+    """A collection set off inside join_groups may run code (a gc callback here) that empties
+    the list: the packing still reads the lines it was given."""
+    script = """
+import gc
+from dxtrack import _build
+lines = [bytes([65 + i % 26]) * 1000 for i in range(2000)]
+given = list(lines)
+def emptied(phase, info):
+    if phase == "start" and lines:
+        lines.clear()
+gc.callbacks.append(emptied)
+gc.set_threshold(1)
+out = _build.join_groups(lines, 5000)
+gc.set_threshold(700)
+# the lines as they were when it began (a collection before the call may have emptied them)
+assert b"".join(data for data, _ in out) in (b"".join(given), b"")
+assert sum(count for _, count in out) in (2000, 0)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_compiled_packing_takes_any_limit_the_reference_takes() -> None:
+    lines = [b"ab\n", b"c\n", b"def\n"]
+    for limit in (-1, 0, 1, 5, 2**62, 2**64, 2**200):
+        reference = [(b"".join(lines[a:b]), b - a) for a, b in packing._groups(lines, limit)]
+        assert _build.join_groups(lines, limit) == reference, limit

@@ -61,7 +61,6 @@ def written(b: RecordBuilder, events: list[tuple[Any, ...]]) -> tuple[list[bytes
     others: list[tuple[str, bytes]] = []
     failures: list[Exception] = []
     b.start_batch()
-    b.check_sources_now()
     writer.build(
         buffer, len(events), itertools.count(1).__next__, fallback, metrics, others, failures
     )

@@ -65,6 +65,18 @@ def test_a_value_equal_in_python_but_not_in_json_is_a_change(old: Any, new: Any)
     assert typed(first) == typed({"k": old}) and typed(second) == typed({"k": new})
 
 
+@pytest.mark.parametrize("nested", [[1], {"n": 1}, bytearray(b"x")], ids=type)
+def test_metadata_holding_a_mutable_value_is_never_shared(nested: Any) -> None:
+    """The builders reuse a shared copy's JSON, and a list or dict inside may change between
+    two calls: such metadata is copied at each call."""
+    made, buffer = entry(METRIC)
+    metadata = {"nested": nested}
+    made("m", 1.0, metadata)
+    made("m", 1.0, metadata)
+    first, second = (event[4] for event in pop_events(buffer))
+    assert first is not second and first == second == metadata
+
+
 def test_the_same_keys_in_another_order_are_a_change() -> None:
     made, buffer = entry(METRIC)
     made("m", 1.0, {"a": 1, "b": 2})
@@ -167,3 +179,26 @@ def test_records_carry_the_metadata_of_their_call(
     for kind in (METRIC, ERROR):
         got = sorted(records[kind], key=lambda record: record["seq"])
         assert [orjson.dumps(record["metadata"]) for record in got] == expected, kind
+
+
+def test_a_nested_value_changed_between_records_shows_in_the_later_record(
+    memory_client: tuple[Client, dict[str, list[dict[str, Any]]]],
+) -> None:
+    """A record is built from the metadata as it is when the builder takes it; the JSON the
+    builders keep for a shared copy must not stand for a changed nested value."""
+    client, records = memory_client
+    request = {"status": 200}
+    tags = ["a"]
+    for status in (200, 500, 503):
+        request["status"] = status
+        tags.append(str(status))
+        client.metric_entry("m", 1.0, metadata={"request": request, "tags": tags})
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            client.error_entry(metadata={"request": request, "tags": tags})
+        assert client.flush(timeout=10)
+    for kind in (METRIC, ERROR):
+        got = [r["metadata"] for r in sorted(records[kind], key=lambda r: r["seq"])]
+        assert [m["request"]["status"] for m in got] == [200, 500, 503], kind
+        assert [len(m["tags"]) for m in got] == [2, 3, 4], kind

@@ -111,7 +111,6 @@ class Buffers:
             )
             self._count_failures(failures)
             return by_kind(lines)
-        self.builder.check_sources_now()
         metrics: list[bytes] = []
         others: list[Line] = []
         failures = []
