@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system-deps lint infra-lint package-check test versions demo bench clean
+.PHONY: install system-deps lint infra-lint package-check test version-venvs versions demo bench clean
 
 $(VENV)/.installed: pyproject.toml dxtrack/_hotpath.c dxtrack/_build.c
 	$(PYTHON) -m venv $(VENV)
@@ -52,31 +52,40 @@ SHARED_BY_BOTH_PATHS := tests/test_lifecycle.py tests/test_delivery_adversarial.
 	tests/test_dashboard.py tests/test_infra.py tests/test_infra_options.py \
 	tests/test_snowflake.py
 test: lint package-check
-	$(PY) -m pytest
-	@# the other Pythons meanwhile (their installs are mostly downloads); their output follows
-	@mkdir -p .venvs; $(MAKE) --no-print-directory versions > .venvs/versions.log 2>&1 & \
-	versions=$$!; \
+	@# the other Pythons' venvs meanwhile (mostly downloads); then, beside the pure-Python run,
+	@# their tests; the output of each side job follows its end
+	@mkdir -p .venvs; $(MAKE) --no-print-directory version-venvs > .venvs/venvs.log 2>&1 & \
+	venvs=$$!; $(PY) -m pytest; compiled=$$?; wait $$venvs; made=$$?; cat .venvs/venvs.log; \
+	test $$compiled -eq 0 -a $$made -eq 0
+	@$(MAKE) --no-print-directory versions > .venvs/versions.log 2>&1 & versions=$$!; \
 	DXTRACK_PURE_PYTHON=1 $(PY) -m pytest -q $(addprefix --deselect ,$(SHARED_BY_BOTH_PATHS)); \
 	pure=$$?; wait $$versions; other=$$?; cat .venvs/versions.log; \
 	test $$pure -eq 0 -a $$other -eq 0
 
 # The capture and record tests (tracebacks identical to Python's own, among them) on each other
 # CPython that pyenv has, compiled, and the traceback tests in pure Python too. Each version
-# gets its own venv; an editable install builds its own extension modules beside 3.11's.
+# gets its own venv with what those tests need (the test-core extra); an editable install
+# builds its own extension modules beside 3.11's.
 VERSIONS ?= 3.10 3.12 3.13
 VERSION_TESTS := tests/test_traceback_fidelity.py tests/test_records.py \
 	tests/test_compiled_builder.py tests/test_hotpath.py tests/test_jsonsafe.py \
 	tests/test_config.py tests/test_shaping.py tests/test_unhandled.py tests/test_helpers.py \
 	tests/test_logging_capture.py
-versions:
-	@set -e; root=$$(pyenv root 2>/dev/null || echo "$$HOME/.pyenv"); \
-	for v in $(VERSIONS); do \
-	  python=$$(ls -d "$$root"/versions/$$v.* 2>/dev/null | sort -V | tail -n 1)/bin/python; \
-	  if [ ! -x "$$python" ]; then echo "CPython $$v is not in $$root/versions"; exit 1; fi; \
-	  echo "== CPython $$v ($$python)"; \
-	  [ -x .venvs/$$v/bin/python ] || $$python -m venv .venvs/$$v; \
-	  .venvs/$$v/bin/python -m pip install -q --upgrade pip; \
-	  .venvs/$$v/bin/python -m pip install -q -e '.[test-core]'; \
+
+.venvs/%/.installed: pyproject.toml dxtrack/_hotpath.c dxtrack/_build.c
+	@root=$$(pyenv root 2>/dev/null || echo "$$HOME/.pyenv"); \
+	python=$$(ls -d "$$root"/versions/$*.* 2>/dev/null | sort -V | tail -n 1)/bin/python; \
+	if [ ! -x "$$python" ]; then echo "CPython $* is not in $$root/versions"; exit 1; fi; \
+	echo "== installing for CPython $* ($$python)"; \
+	[ -x .venvs/$*/bin/python ] || $$python -m venv .venvs/$*; \
+	.venvs/$*/bin/python -m pip install -q --upgrade pip && \
+	.venvs/$*/bin/python -m pip install -q -e '.[test-core]' && touch $@
+
+version-venvs: $(foreach v,$(VERSIONS),.venvs/$(v)/.installed)
+
+versions: version-venvs
+	@set -e; for v in $(VERSIONS); do \
+	  echo "== CPython $$v"; \
 	  .venvs/$$v/bin/python -c 'import dxtrack; assert dxtrack.compiled, "not compiled"'; \
 	  .venvs/$$v/bin/python -m pytest -q -p no:cacheprovider $(VERSION_TESTS); \
 	  DXTRACK_PURE_PYTHON=1 .venvs/$$v/bin/python -m pytest -q -p no:cacheprovider \

@@ -844,6 +844,23 @@ static PyMethodDef module_functions[] = {
 
 /* ---- the type ----------------------------------------------------------------------------- */
 
+/* 1 when ``parts`` (a tuple) holds ``count`` bytes objects, else 0 with an error set. */
+static int
+check_parts(PyObject *parts, Py_ssize_t count)
+{
+    if (PyTuple_GET_SIZE(parts) != count) {
+        PyErr_Format(PyExc_ValueError, "parts must be %zd bytes objects", count);
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (!PyBytes_Check(PyTuple_GET_ITEM(parts, i))) {
+            PyErr_SetString(PyExc_TypeError, "parts must be bytes");
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static PyObject *
 writer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -870,15 +887,8 @@ writer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "scrub and known_keys (a dict) go together");
         return NULL;
     }
-    if (PyTuple_GET_SIZE(parts) != 5) {
-        PyErr_SetString(PyExc_ValueError, "parts must be 5 bytes objects");
+    if (!check_parts(parts, 5)) {
         return NULL;
-    }
-    for (int i = 0; i < 5; i++) {
-        if (!PyBytes_Check(PyTuple_GET_ITEM(parts, i))) {
-            PyErr_SetString(PyExc_TypeError, "parts must be bytes");
-            return NULL;
-        }
     }
     MetricWriter *self = (MetricWriter *)type->tp_alloc(type, 0);
     if (self == NULL) {
@@ -1005,15 +1015,8 @@ writer_take_errors(MetricWriter *self, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "prepare must be callable");
         return NULL;
     }
-    if (PyTuple_GET_SIZE(parts) != 4) {
-        PyErr_SetString(PyExc_ValueError, "parts must be 4 bytes objects");
+    if (!check_parts(parts, 4)) {
         return NULL;
-    }
-    for (int i = 0; i < 4; i++) {
-        if (!PyBytes_CheckExact(PyTuple_GET_ITEM(parts, i))) {
-            PyErr_SetString(PyExc_TypeError, "parts must be bytes");
-            return NULL;
-        }
     }
     for (int i = 0; i < 4; i++) {
         Py_XSETREF(self->error_parts[i], Py_NewRef(PyTuple_GET_ITEM(parts, i)));

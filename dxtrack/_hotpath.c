@@ -105,7 +105,11 @@ same_value(PyObject *value, PyObject *kept)
         return value == kept || PyUnicode_Compare(value, kept) == 0;
     }
     if (PyLong_CheckExact(value)) {
-        return value == kept || PyObject_RichCompareBool(value, kept, Py_EQ) == 1;
+        int equal = value == kept ? 1 : PyObject_RichCompareBool(value, kept, Py_EQ);
+        if (equal < 0) {
+            PyErr_Clear();
+        }
+        return equal == 1;
     }
     if (PyFloat_CheckExact(value)) {
         double a = PyFloat_AS_DOUBLE(value), b = PyFloat_AS_DOUBLE(kept);
@@ -137,7 +141,6 @@ same_as_snapshot(PyObject *metadata, PyObject *snapshot)
             return 0;
         }
     }
-    PyErr_Clear();
     return 1;
 }
 
