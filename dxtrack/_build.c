@@ -177,8 +177,8 @@ static int
 same_metadata(PyObject *metadata, PyObject *last)
 {
     if (metadata == last) {
-        /* the caller's fast path shares one copy among calls with equal metadata; the writer
-         * holds a reference to it, and nothing changes a captured copy */
+        /* the caller's fast path shares one copy among calls with equal metadata of immutable
+         * scalars only; the writer holds a reference to it, so it is still that dict */
         return 1;
     }
     if (last == NULL || PyDict_GET_SIZE(metadata) != PyDict_GET_SIZE(last)) {
@@ -541,8 +541,9 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
         if (event[0] == NULL) {  /* sampled out */
             continue;
         }
-        /* A metric the writer takes has its number now; any other event is numbered by the
-         * fallback, and only if it is kept (sampling, the rate limit). */
+        /* A metric, or an error whose JSON is known, that the writer takes has its number
+         * now; any other event is numbered by the fallback, and only if it is kept (sampling,
+         * the rate limit). */
         int metric = writable(self, event), error = !metric && error_writable(self, event);
         if (error && *errors_ready == 0) {  /* the build's first error: check the sources */
             PyObject *done = PyObject_CallNoArgs(self->error_prepare);
