@@ -27,6 +27,7 @@
 
 #define XXH_INLINE_ALL
 #include "vendor/xxhash.h"  /* xxHash 0.8.2 (BSD 2-Clause): the id, as the xxhash package gives */
+#include "_event_buffer.h"
 
 typedef struct {
     PyObject_HEAD
@@ -487,12 +488,12 @@ take_error(void)
 
 PyDoc_STRVAR(build_doc,
 "build(buffer, count, next_seq, fallback, metric_lines, other_lines, failures)\n--\n\n"
-"Pop ``count`` events from the flat ``buffer``, leaving out metrics by sampling. The line of\n"
-"a metric, numbered by ``next_seq()`` (``next(next_seq)`` for an iterator), is appended to\n"
-"``metric_lines``; the ``(kind, line)`` of an error whose JSON is known (take_errors()), or\n"
-"of any other event built by ``fallback(event, seq, next_seq)`` (``seq`` None: it numbers\n"
-"the event itself if it keeps it, else returns None), to ``other_lines``; and what the\n"
-"fallback raised to ``failures``.");
+"Pop ``count`` events from ``buffer`` (an EventBuffer or a flat deque), leaving out metrics\n"
+"by sampling. The line of a metric, numbered by ``next_seq()`` (``next(next_seq)`` for an\n"
+"iterator), is appended to ``metric_lines``; the ``(kind, line)`` of an error whose JSON is\n"
+"known (take_errors()), or of any other event built by ``fallback(event, seq, next_seq)``\n"
+"(``seq`` None: it numbers the event itself if it keeps it, else returns None), to\n"
+"``other_lines``; and what the fallback raised to ``failures``.");
 
 #define BATCH 256
 
@@ -626,6 +627,42 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
     return ok;
 }
 
+static PyTypeObject *event_buffer_type;  /* dxtrack._hotpath.EventBuffer, or NULL */
+
+/* Whether ``buffer`` is an EventBuffer, whose events are taken out directly. */
+static int
+is_event_buffer(PyObject *buffer)
+{
+    static int looked;
+    if (!looked) {
+        looked = 1;
+        event_buffer_type = PyCapsule_Import(EVENT_BUFFER_CAPSULE, 0);
+        PyErr_Clear();  /* no compiled caller: buffers are deques */
+    }
+    return event_buffer_type != NULL && Py_IS_TYPE(buffer, event_buffer_type);
+}
+
+/* Take the next event out of ``buffer`` into ``event``: 1, 0 when there is none, -1 with an
+ * error set (the event stays). ``popleft`` is a deque's (NULL for an EventBuffer). */
+static int
+take_event(PyObject *buffer, PyObject *popleft, PyObject **event)
+{
+    if (popleft == NULL) {
+        return event_buffer_pop((EventBuffer *)buffer, event);
+    }
+    for (int j = 0; j < 6; j++) {
+        event[j] = PyObject_CallNoArgs(popleft);
+        if (event[j] == NULL) {  /* the buffer is shorter than it said */
+            while (j > 0) {
+                Py_CLEAR(event[--j]);
+            }
+            PyErr_Clear();
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static PyObject *
 writer_build(MetricWriter *self, PyObject *args)
 {
@@ -639,8 +676,10 @@ writer_build(MetricWriter *self, PyObject *args)
     /* an iterator (itertools.count) is read directly; the fallback gets its __next__ */
     PyObject *counter = PyIter_Check(next_seq) ? next_seq : NULL;
     next_seq = counter != NULL ? PyObject_GetAttrString(counter, "__next__") : Py_NewRef(next_seq);
-    PyObject *popleft = next_seq == NULL ? NULL : PyObject_GetAttrString(buffer, "popleft");
-    PyObject *(*events)[6] = popleft == NULL ? NULL : PyMem_Calloc(BATCH, sizeof(*events));
+    PyObject *popleft = next_seq == NULL || is_event_buffer(buffer)
+        ? NULL : PyObject_GetAttrString(buffer, "popleft");
+    PyObject *(*events)[6] = next_seq == NULL || PyErr_Occurred()
+        ? NULL : PyMem_Calloc(BATCH, sizeof(*events));
     if (events == NULL) {
         Py_XDECREF(next_seq);
         Py_XDECREF(popleft);
@@ -650,17 +689,8 @@ writer_build(MetricWriter *self, PyObject *args)
     for (Py_ssize_t done = 0; ok && !short_buffer && done < count;) {
         Py_ssize_t batch = 0;
         for (; batch < BATCH && done + batch < count; batch++) {
-            int j = 0;
-            for (; j < 6; j++) {
-                events[batch][j] = PyObject_CallNoArgs(popleft);
-                if (events[batch][j] == NULL) {
-                    break;
-                }
-            }
-            if (j < 6) {  /* the buffer is shorter than it said: stop after this batch */
-                while (j > 0) {
-                    Py_CLEAR(events[batch][--j]);
-                }
+            if (take_event(buffer, popleft, events[batch]) <= 0) {
+                /* none left, or no memory for a float: the rest waits for the next build */
                 PyErr_Clear();
                 short_buffer = 1;
                 break;
@@ -671,7 +701,7 @@ writer_build(MetricWriter *self, PyObject *args)
         done += batch;
     }
     PyMem_Free(events);
-    Py_DECREF(popleft);
+    Py_XDECREF(popleft);
     Py_DECREF(next_seq);
     if (!ok) {
         return PyErr_Occurred() ? NULL : PyErr_NoMemory();

@@ -22,6 +22,8 @@
 #include <structmember.h>
 #include <time.h>
 
+#include "_event_buffer.h"
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
@@ -29,8 +31,8 @@ typedef struct {
     PyObject *kind;      /* the event's first field: "metric" or "error" */
     PyObject *clock;     /* the namespace (a dict) that holds the clock ... */
     PyObject *clock_name;/* ... under this name; looked up per call so freezegun can patch it */
-    PyObject *buffer;    /* the deque to append to, or NULL: always the fallback */
-    PyObject *extend;    /* buffer.extend */
+    PyObject *buffer;    /* the EventBuffer (or deque) to append to, or NULL: the fallback */
+    PyObject *extend;    /* a deque's extend; NULL for an EventBuffer, filled directly */
     Py_ssize_t limit;    /* take the fast path while len(buffer) < limit */
     PyObject *snapshot;  /* the last metadata copy, shared by calls with equal metadata */
 } Entry;
@@ -70,8 +72,11 @@ bind(PyObject *const *args, size_t nargsf, PyObject *kwnames, PyObject **names, 
     Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
     for (Py_ssize_t k = 0; k < nkw; k++) {
         PyObject *key = PyTuple_GET_ITEM(kwnames, k);
-        int found = 0;
-        for (int i = 0; i < count; i++) {
+        int found = 0, i = 0;
+        while (i < count && key != names[i]) {  /* the call site's names are interned: most */
+            i++;                                  /* match by identity, without comparing */
+        }
+        for (i = i < count ? i : 0; i < count; i++) {
             if (name_is(key, names[i])) {
                 if (slots[i] != NULL) {
                     return 0;
@@ -183,64 +188,84 @@ copy_metadata(Entry *self, PyObject *metadata)
 
 static PyObject *time_time;  /* time.time itself, read directly when it is the clock */
 
-/* The clock's reading as a new float reference, or NULL with no error set. */
-static PyObject *
-now(Entry *self)
+/* The clock's reading: 1 with ``*reading`` a new reference, or 1 with ``*reading`` NULL and
+ * ``*raw`` set (time.time read directly, no float made), or 0 with no error set. */
+static int
+now(Entry *self, double *raw, PyObject **reading)
 {
+    *reading = NULL;
     PyObject *clock = PyDict_GetItemWithError(self->clock, self->clock_name);
     if (clock == NULL) {
         PyErr_Clear();
-        return NULL;
+        return 0;
     }
     struct timespec ts;
     if (clock == time_time && clock_gettime(CLOCK_REALTIME, &ts) == 0) {
         /* what time.time() computes from the same reading */
         long long ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-        return PyFloat_FromDouble(ns % 1000000000LL == 0 ? (double)(ns / 1000000000LL)
-                                                         : (double)ns / 1e9);
+        *raw = ns % 1000000000LL == 0 ? (double)(ns / 1000000000LL) : (double)ns / 1e9;
+        return 1;
     }
-    PyObject *reading = PyObject_CallNoArgs(clock);
-    if (reading == NULL) {
+    *reading = PyObject_CallNoArgs(clock);
+    if (*reading == NULL) {
         PyErr_Clear();
-    }
-    return reading;
-}
-
-/* Append the six fields (references stolen) with one extend, if the buffer has room.
- * Returns 1 when appended, 0 when the fallback must take the call; steals either way. */
-static int
-append_event(Entry *self, PyObject *f1, PyObject *f2, PyObject *f3, PyObject *f4, PyObject *f5)
-{
-    PyObject *event = PyTuple_New(6);
-    if (event == NULL) {
-        PyErr_Clear();
-        Py_DECREF(f1); Py_DECREF(f2); Py_DECREF(f3); Py_DECREF(f4); Py_DECREF(f5);
         return 0;
     }
-    Py_INCREF(self->kind);
-    PyTuple_SET_ITEM(event, 0, self->kind);
-    PyTuple_SET_ITEM(event, 1, f1);
-    PyTuple_SET_ITEM(event, 2, f2);
-    PyTuple_SET_ITEM(event, 3, f3);
-    PyTuple_SET_ITEM(event, 4, f4);
-    PyTuple_SET_ITEM(event, 5, f5);
-    /* From here to the extend, no Python code runs (see the top of this file). */
-    PyObject *buffer = self->buffer, *extend = self->extend;
+    return 1;
+}
+
+/* Append an event whose fields 1 to 5 are ``fields[1..5]`` (references stolen), a NULL time
+ * (fields[1]) or value (fields[3]) standing for ``time`` or ``value``, if the buffer has room.
+ * Returns 1 when appended, 0 when the fallback must take the call; steals either way.
+ *
+ * From the length check to the append, no Python code runs (see the top of this file). */
+static int
+append_event(Entry *self, PyObject **fields, double time, double value)
+{
     int appended = 0;
-    if (buffer != NULL && extend != NULL) {
-        Py_ssize_t size = PyObject_Length(buffer);
-        if (size >= 0 && size < self->limit) {
-            PyObject *result = PyObject_CallOneArg(extend, event);
-            if (result != NULL) {
-                Py_DECREF(result);
-                appended = 1;
+    Py_INCREF(self->kind);
+    fields[0] = self->kind;
+    if (self->buffer != NULL && self->extend == NULL) {  /* an EventBuffer: fill a slot */
+        EventBuffer *buffer = (EventBuffer *)self->buffer;
+        EventSlot *slot = event_buffer_length(buffer) < self->limit
+            ? event_buffer_push(buffer) : NULL;
+        if (slot != NULL) {
+            memcpy(slot->fields, fields, sizeof(slot->fields));
+            slot->time = time;
+            slot->value = value;
+            return 1;
+        }
+        PyErr_Clear();
+    }
+    else if (self->buffer != NULL) {  /* a deque: one extend of the six fields */
+        int boxed = 1;
+        static const int numbers[2] = {EVENT_TIME, EVENT_VALUE};
+        for (int i = 0; i < 2; i++) {
+            int j = numbers[i];
+            if (fields[j] == NULL) {
+                fields[j] = PyFloat_FromDouble(j == EVENT_TIME ? time : value);
+                boxed = boxed && fields[j] != NULL;
             }
         }
-        if (PyErr_Occurred()) {
-            PyErr_Clear();
+        PyObject *event = boxed ? PyTuple_New(EVENT_FIELDS) : NULL;
+        if (event != NULL) {
+            for (int j = 0; j < EVENT_FIELDS; j++) {
+                PyTuple_SET_ITEM(event, j, fields[j]);
+                fields[j] = NULL;
+            }
+            Py_ssize_t size = PyObject_Length(self->buffer);
+            if (size >= 0 && size < self->limit) {
+                PyObject *result = PyObject_CallOneArg(self->extend, event);
+                appended = result != NULL;
+                Py_XDECREF(result);
+            }
+            Py_DECREF(event);
         }
+        PyErr_Clear();
     }
-    Py_DECREF(event);
+    for (int j = 0; j < EVENT_FIELDS; j++) {
+        Py_XDECREF(fields[j]);
+    }
     return appended;
 }
 
@@ -259,38 +284,33 @@ metric_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyOb
         return call_fallback(self, args, nargsf, kwnames);
     }
     PyObject *value = slots[1];
+    double number = 0.0;
     if (PyFloat_CheckExact(value)) {
         Py_INCREF(value);
     }
-    else if (PyLong_CheckExact(value)) {
-        double number = PyLong_AsDouble(value);
+    else if (PyLong_CheckExact(value)) {  /* kept as the double it is recorded as */
+        number = PyLong_AsDouble(value);
         if (number == -1.0 && PyErr_Occurred()) {
             PyErr_Clear();
             return call_fallback(self, args, nargsf, kwnames);
         }
-        value = PyFloat_FromDouble(number);
-        if (value == NULL) {
-            PyErr_Clear();
-            return call_fallback(self, args, nargsf, kwnames);
-        }
+        value = NULL;
     }
     else {
         return call_fallback(self, args, nargsf, kwnames);
     }
     PyObject *metadata = copy_metadata(self, slots[2]);
-    if (metadata == NULL) {
-        Py_DECREF(value);
-        return call_fallback(self, args, nargsf, kwnames);
-    }
-    PyObject *time = now(self);
-    if (time == NULL) {
-        Py_DECREF(value);
-        Py_DECREF(metadata);
+    double time = 0.0;
+    PyObject *reading = NULL;
+    if (metadata == NULL || !now(self, &time, &reading)) {
+        Py_XDECREF(value);
+        Py_XDECREF(metadata);
         return call_fallback(self, args, nargsf, kwnames);
     }
     Py_INCREF(slots[0]);
     Py_INCREF(Py_None);
-    if (!append_event(self, time, slots[0], value, metadata, Py_None)) {
+    PyObject *fields[EVENT_FIELDS] = {NULL, reading, slots[0], value, metadata, Py_None};
+    if (!append_event(self, fields, time, number)) {
         return call_fallback(self, args, nargsf, kwnames);
     }
     Py_RETURN_NONE;
@@ -421,8 +441,9 @@ error_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObj
     PyObject *tb = PyException_GetTraceback(exc);
     PyObject *trace = frames(tb);
     Py_XDECREF(tb);
-    PyObject *time = (text != NULL && trace != NULL) ? now(self) : NULL;
-    if (time == NULL) {
+    double time = 0.0;
+    PyObject *reading = NULL;
+    if (text == NULL || trace == NULL || !now(self, &time, &reading)) {
         PyErr_Clear();
         Py_XDECREF(text);
         Py_XDECREF(trace);
@@ -432,7 +453,8 @@ error_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObj
     }
     PyObject *exc_type = (PyObject *)Py_TYPE(exc);
     Py_INCREF(exc_type);
-    if (!append_event(self, time, exc_type, text, trace, metadata)) {
+    PyObject *fields[EVENT_FIELDS] = {NULL, reading, exc_type, text, trace, metadata};
+    if (!append_event(self, fields, time, 0.0)) {
         Py_DECREF(exc);
         return call_fallback(self, args, nargsf, kwnames);
     }
@@ -522,8 +544,8 @@ entry_dealloc(Entry *self)
 
 PyDoc_STRVAR(route_doc,
 "route(buffer, limit)\n--\n\n"
-"Append to ``buffer`` (a deque) while its length is below ``limit``; ``route(None, 0)``\n"
-"sends every call to the fallback.");
+"Append to ``buffer`` (an EventBuffer, or a deque) while its length is below ``limit``;\n"
+"``route(None, 0)`` sends every call to the fallback.");
 
 static PyObject *
 entry_route(Entry *self, PyObject *args)
@@ -534,15 +556,18 @@ entry_route(Entry *self, PyObject *args)
         return NULL;
     }
     PyObject *extend = NULL;
-    if (buffer != Py_None) {
+    if (buffer == Py_None) {
+        buffer = NULL;
+    }
+    else if (Py_IS_TYPE(buffer, &EventBufferType)) {
+        Py_INCREF(buffer);
+    }
+    else {
         extend = PyObject_GetAttrString(buffer, "extend");
         if (extend == NULL) {
             return NULL;
         }
         Py_INCREF(buffer);
-    }
-    else {
-        buffer = NULL;
     }
     PyObject *old_buffer = self->buffer, *old_extend = self->extend;
     self->buffer = buffer;
@@ -619,7 +644,7 @@ static struct PyModuleDef hotpath_module = {
 PyMODINIT_FUNC
 PyInit__hotpath(void)
 {
-    if (PyType_Ready(&EntryType) < 0) {
+    if (PyType_Ready(&EntryType) < 0 || PyType_Ready(&EventBufferType) < 0) {
         return NULL;
     }
     str_metric_name = PyUnicode_InternFromString("metric_name");
@@ -653,6 +678,18 @@ PyInit__hotpath(void)
     Py_INCREF(&EntryType);
     if (PyModule_AddObject(module, "Entry", (PyObject *)&EntryType) < 0) {
         Py_DECREF(&EntryType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&EventBufferType);
+    if (PyModule_AddObject(module, "EventBuffer", (PyObject *)&EventBufferType) < 0) {
+        Py_DECREF(&EventBufferType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    PyObject *capsule = PyCapsule_New(&EventBufferType, EVENT_BUFFER_CAPSULE, NULL);
+    if (capsule == NULL || PyModule_AddObject(module, "_event_buffer_type", capsule) < 0) {
+        Py_XDECREF(capsule);
         Py_DECREF(module);
         return NULL;
     }

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from time import monotonic as _monotonic
@@ -16,7 +15,7 @@ from dxtrack import capture, tracebacks
 from dxtrack.arguments import ErrorFunction, MetricFunction, checked_metadata, checked_value
 from dxtrack.counters import Counters
 from dxtrack.environment_variables import compiled_allowed
-from dxtrack.events import ERROR, EVENT_WIDTH, METRIC, Event, pop_events
+from dxtrack.events import ERROR, EVENT_WIDTH, METRIC, Event, FlatBuffer, new_buffer, pop_events
 from dxtrack.log import LogOnce, SdkThread, logger, warn_at_caller
 
 if TYPE_CHECKING:
@@ -55,13 +54,13 @@ class Client:
         self.counters = Counters()
         self._log_once = LogOnce()
         self._pipeline: Shipper | None = None
-        self._held: deque[Any] | None = None
+        self._held: FlatBuffer | None = None
         self._held_lock = threading.Lock()
         self._retiring: list[threading.Thread] = []
         """Threads closing the shippers of previous configurations."""
         self._closing: tuple[threading.Event, float] | None = None
         """Set while ``close()`` runs: the event it sets when done, and its deadline."""
-        self._orphans: list[tuple[deque[Any], threading.Lock, float]] = []
+        self._orphans: list[tuple[FlatBuffer, threading.Lock, float]] = []
         """Buffers of previous configurations, each with its drain lock and when it was
         replaced: a thread in the middle of a tracking call may still append to one."""
         self._lock = threading.RLock()
@@ -102,7 +101,7 @@ class Client:
                 config, sinks, counters, log_once, [(o[0], o[1]) for o in orphans]
             )
             self.config, self.counters, self._log_once = config, counters, log_once
-            self._held = deque() if config.buffer_metrics else None
+            self._held = new_buffer() if config.buffer_metrics else None
             self._held_lock = threading.Lock()
             self._pipeline = shipper
             self._set_fast_path()
@@ -145,7 +144,7 @@ class Client:
                 (compiled_metric, self._fast_buffer, self._fast_limit),
                 (compiled_error, self._error_buffer, self._error_limit),
             ):
-                entry.route(buffer if isinstance(buffer, deque) else None, limit)
+                entry.route(buffer if limit else None, limit)
 
     def _not_configured(self, calls: int = 1) -> None:
         self.counters.drop("not_configured", calls)
@@ -379,7 +378,7 @@ class Client:
         self._closing = None
         self._retiring = []
         if self._held is not None:
-            self._held = deque()
+            self._held = new_buffer()
         if self._pipeline is not None and self.config is not None:
             from dxtrack import wiring
 

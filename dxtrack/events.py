@@ -5,17 +5,29 @@ An event is a tuple of ``EVENT_WIDTH`` fields:
 - ``(METRIC, time, metric_name, value, metadata | None, timestamp | None)``
 - ``(ERROR, time, exc_type | None, exc_value | None, traceback | None, metadata | None)``
 
-Buffers hold events flat: each event's fields are appended with one ``deque.extend``, which is
+Buffers hold events flat: each event's fields are appended with one ``extend``, which is
 atomic under the GIL, so no per-event container is kept. A tuple holding a metadata dict stays
 tracked by the garbage collector, and thousands of them waiting in a buffer would make the
 collector walk the host's whole heap again and again.
+
+A buffer is a ``deque``, or with the compiled caller a ``_hotpath.EventBuffer``: it keeps each
+event in a slot of a ring, and shows the same flat fields (``len()``, ``extend(event)``,
+``popleft()``, ``buffer[i]``), so that the compiled caller fills a slot without making a tuple,
+and the compiled writer takes whole events out without a call per field.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from dxtrack.environment_variables import compiled_allowed
+
+try:  # the compiled capture buffer, when it was built at install
+    from dxtrack._hotpath import EventBuffer
+except ImportError:  # pragma: no cover - buffers are deques then
+    EventBuffer = None  # type: ignore[assignment,misc]
 
 ERROR = "error"
 METRIC = "metric"
@@ -25,7 +37,23 @@ EVENT_WIDTH = 6
 Event = tuple[Any, ...]
 
 
-def iter_events(buffer: deque[Any], limit: int | None = None) -> Iterator[Event]:
+class FlatBuffer(Protocol):
+    """What a capture buffer offers: a ``deque`` or an ``EventBuffer``."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int, /) -> Any: ...
+    def extend(self, event: Sequence[Any], /) -> None: ...
+    def popleft(self) -> Any: ...
+
+
+def new_buffer() -> FlatBuffer:
+    """An empty capture buffer: an ``EventBuffer`` when the compiled caller may be used."""
+    if EventBuffer is not None and compiled_allowed():
+        return EventBuffer()
+    return deque()
+
+
+def iter_events(buffer: FlatBuffer, limit: int | None = None) -> Iterator[Event]:
     """Pop up to ``limit`` whole events from a flat buffer, one at a time. Only one thread may
     pop at a time; any number may append (each event with one ``extend``)."""
     count = len(buffer) // EVENT_WIDTH
@@ -36,6 +64,6 @@ def iter_events(buffer: deque[Any], limit: int | None = None) -> Iterator[Event]
         yield (popleft(), popleft(), popleft(), popleft(), popleft(), popleft())
 
 
-def pop_events(buffer: deque[Any], limit: int | None = None) -> list[Event]:
+def pop_events(buffer: FlatBuffer, limit: int | None = None) -> list[Event]:
     """Pop up to ``limit`` whole events from a flat buffer, as a list."""
     return list(iter_events(buffer, limit))

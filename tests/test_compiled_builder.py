@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from dxtrack import (
     _build,  # built at install: the tests need the C compiler
+    _hotpath,
     tracebacks,
 )
 from dxtrack.delivery import packing
@@ -66,19 +67,23 @@ def both(b: RecordBuilder, events: list[tuple[Any, ...]]) -> tuple[list[Any], li
     except TypeError:  # default metadata orjson refuses: dxtrack then builds in Python only
         assert b.compiled_writer() is None
         return both_reference(b, events)
-    buffer: deque[Any] = deque()
-    for event in events:
-        buffer.extend(event)
-    metrics: list[bytes] = []
-    others: list[tuple[str, bytes]] = []
-    failures: list[Exception] = []
-    count = itertools.count(1).__next__
-    writer.build(buffer, len(events), count, b.build, metrics, others, failures)
-    assert not buffer
-    compiled = by_seq([(METRIC, line) for line in metrics] + others)
+    results = []
+    for buffer in (deque(), _hotpath.EventBuffer()):  # the writer takes from either
+        for event in events:
+            buffer.extend(event)
+        metrics: list[bytes] = []
+        others: list[tuple[str, bytes]] = []
+        failures: list[Exception] = []
+        count = itertools.count(1).__next__
+        writer = b.make_writer()  # a fresh writer: no metadata JSON kept from the last pass
+        writer.build(buffer, len(events), count, b.build, metrics, others, failures)
+        assert not buffer
+        compiled = by_seq([(METRIC, line) for line in metrics] + others)
+        results.append((compiled, [type(f) for f in failures]))
+    assert results[0] == results[1]
     reference, reference_failures = b.build_many(events, itertools.count(1).__next__)
-    assert [type(f) for f in failures] == [type(f) for f in reference_failures]
-    return compiled, reference
+    assert results[0][1] == [type(f) for f in reference_failures]
+    return results[0][0], reference
 
 
 def by_seq(lines: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:

@@ -1,6 +1,6 @@
 """The capture buffer, and building its events into JSON lines.
 
-The caller's thread appends each event to a flat buffer with one ``deque.extend``; one thread
+The caller's thread appends each event to a flat buffer with one ``extend``; one thread
 at a time takes events out (``drain_lock``) and builds their lines with the record builder,
 numbering them with the producer's ``seq``. Lines built elsewhere (by a caller whose buffer was
 full, or for the inline routes) wait in ``built`` for the background routes.
@@ -14,10 +14,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import Final
 
 from dxtrack.counters import Counters
-from dxtrack.events import EVENT_WIDTH, METRIC, Event, iter_events
+from dxtrack.events import EVENT_WIDTH, METRIC, Event, FlatBuffer, iter_events, new_buffer
 from dxtrack.log import LogOnce
 from dxtrack.records import RecordBuilder
 from dxtrack.shaping import SAMPLED
@@ -26,11 +26,18 @@ STALE_EVENT_SECONDS: Final = 0.5
 """Captured events older than this are built at the builder's next look, however few they are
 (unless a sink that is not stalled has a long queue: they then wait for it)."""
 
+ANCHOR_EVERY: Final = 256
+"""One line in this many of a build is kept until the next build. Lines are small objects, in
+the 1 MiB arenas of Python's allocator, which returns an arena to the system once nothing in it
+is alive: a build's lines, all freed once packed, would give their arenas back, and the next
+build would take fresh pages from the kernel (a page fault per 4 KiB of lines, more CPU than
+writing them). A line kept in each arena keeps the arena for the next build."""
+
 Line = tuple[str, bytes]
 """A built record: its kind and its JSON line."""
 Batch = dict[str, list[bytes]]
 """Built lines by record kind."""
-Orphan = tuple[deque[Any], threading.Lock]
+Orphan = tuple[FlatBuffer, threading.Lock]
 """The buffer of a previous configuration, and the lock that lets one thread at a time drain
 it: a thread that was in the middle of a tracking call while ``configure()`` ran may still
 append to it."""
@@ -51,13 +58,14 @@ class Buffers:
         self._writer = builder.compiled_writer()
         self.stats = stats
         self._log_once = log_once
-        self.events: deque[Any] = deque()
+        self.events: FlatBuffer = new_buffer()
         self.drain_lock = threading.Lock()
         self.orphans = list(orphans)
         self.built: deque[Line] = deque()
         self._seq = itertools.count(1)
         self.draining = 0
         """Above 0 while lines taken out of the buffers are not yet queued anywhere."""
+        self._anchors: list[bytes] = []
 
     def empty(self) -> bool:
         """Whether nothing waits to be built or queued (a summary the error rate limit owes
@@ -100,7 +108,7 @@ class Buffers:
         """The lines of the last ``take()`` are queued."""
         self.draining -= 1
 
-    def build_from(self, buffer: deque[Any], count: int) -> Batch:
+    def build_from(self, buffer: FlatBuffer, count: int) -> Batch:
         """Pop ``count`` events from a flat buffer and build their lines: with the compiled
         writer when there is one, else one event at a time (no batch of event tuples outlives
         a young GC generation)."""
@@ -115,6 +123,7 @@ class Buffers:
         others: list[Line] = []
         failures = []
         self._writer.build(buffer, count, self._seq, self.builder.build, metrics, others, failures)
+        self._anchors = metrics[::ANCHOR_EVERY]
         self.stats.omit(SAMPLED, self._writer.take_sampled_out())
         self._count_failures(failures)
         batch = by_kind(others)
@@ -153,7 +162,7 @@ class Buffers:
         self.builder = builder
         builder.omit = self.stats.omit
         self._writer = builder.compiled_writer()
-        self.events = deque()
+        self.events = new_buffer()
         self.drain_lock = threading.Lock()
         self.orphans = []
         self.built = deque()

@@ -8,13 +8,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import Final
 
 from dxtrack.counters import Counters
 from dxtrack.delivery.attempts import deliver_inline
 from dxtrack.delivery.buffers import Batch, Buffers, by_kind
 from dxtrack.delivery.route import Route
-from dxtrack.events import EVENT_WIDTH, Event
+from dxtrack.events import EVENT_WIDTH, Event, FlatBuffer
 from dxtrack.log import LogOnce
 
 OVERFLOW_WAIT_SECONDS: Final = 0.5
@@ -45,7 +45,7 @@ class Intake:
     _background_routes: list[Route]
 
     @property
-    def buffer(self) -> deque[Any]:
+    def buffer(self) -> FlatBuffer:
         """The capture buffer (flat events; see ``events``)."""
         return self.buffers.events
 
