@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: install system-deps lint infra-lint package-check test version-venvs versions demo bench clean
 
-$(VENV)/.installed: pyproject.toml dxtrack/_hotpath.c dxtrack/_build.c
+$(VENV)/.installed: pyproject.toml $(wildcard dxtrack/*.c dxtrack/*.h)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
@@ -70,7 +70,7 @@ VERSION_TESTS := tests/test_traceback_fidelity.py tests/test_records.py \
 	tests/test_config.py tests/test_shaping.py tests/test_unhandled.py tests/test_helpers.py \
 	tests/test_logging_capture.py
 
-.venvs/%/.installed: pyproject.toml dxtrack/_hotpath.c dxtrack/_build.c
+.venvs/%/.installed: pyproject.toml $(wildcard dxtrack/*.c dxtrack/*.h)
 	@root=$$(pyenv root 2>/dev/null || echo "$$HOME/.pyenv"); \
 	python=$$(ls -d "$$root"/versions/$*.* 2>/dev/null | sort -V | tail -n 1)/bin/python; \
 	if [ ! -x "$$python" ]; then echo "CPython $* is not in $$root/versions"; exit 1; fi; \
@@ -92,7 +92,7 @@ versions: version-venvs
 
 # The demo has a venv of its own with only what it uses: dxtrack, its command and moto's server.
 DEMO_VENV ?= .venvs/demo
-$(DEMO_VENV)/.installed: pyproject.toml dxtrack/_hotpath.c dxtrack/_build.c
+$(DEMO_VENV)/.installed: pyproject.toml $(wildcard dxtrack/*.c dxtrack/*.h)
 	$(PYTHON) -m venv $(DEMO_VENV)
 	$(DEMO_VENV)/bin/python -m pip install -q --upgrade pip
 	$(DEMO_VENV)/bin/python -m pip install -q -e '.[demo]'

@@ -2,9 +2,10 @@
 
     python .ci/check_package.py DIST_DIR
 
-- the sdist holds the tests with their helpers, infra/, examples/ and the LICENSE, and no build
-  output;
-- the wheel holds the package data (schemas, SQL, the dashboard's files) and the LICENSE;
+- the sdist holds the tests with their helpers, infra/, examples/, the C sources with their
+  headers and the LICENSE, and no build output;
+- the wheel holds the package data (schemas, SQL, the dashboard's files), the compiled modules
+  and the LICENSE;
 - installed into a fresh venv without extras, a small job records in stage test, and the
   `dxtrack` command says how to get the `cli` extra; with the extra, the command reads what the
   job wrote and writes a report.
@@ -54,6 +55,11 @@ def main() -> None:
         "examples/job.py",
         "dxtrack/sql/duckdb/views.sql",
         "dxtrack/dashboard/static/app.js",
+        "dxtrack/_hotpath.c",
+        "dxtrack/_event_buffer.c",
+        "dxtrack/_event_buffer.h",
+        "dxtrack/_build.c",
+        "dxtrack/vendor/xxhash.h",
         "Makefile",
     ):
         check(needed in names, f"the sdist lacks {needed}")
@@ -68,6 +74,11 @@ def main() -> None:
         "dxtrack/py.typed",
     ):
         check(needed in members, f"the wheel lacks {needed}")
+    for module in ("_hotpath", "_build"):  # optional at install: a missing header skips them
+        check(
+            any(m.startswith(f"dxtrack/{module}.") and m.endswith(".so") for m in members),
+            f"the wheel lacks the compiled dxtrack.{module}",
+        )
     check(any(m.endswith(".dist-info/licenses/LICENSE") for m in members), "no LICENSE in wheel")
 
     with tempfile.TemporaryDirectory(prefix="dxtrack-package-") as tmp:
