@@ -218,7 +218,9 @@ now(Entry *self, double *raw, PyObject **reading)
  * (fields[1]) or value (fields[3]) standing for ``time`` or ``value``, if the buffer has room.
  * Returns 1 when appended, 0 when the fallback must take the call; steals either way.
  *
- * From the length check to the append, no Python code runs (see the top of this file). */
+ * From the length check to the append, no Python code runs (see the top of this file). An
+ * EventBuffer's slot is filled without making an object; a deque's tuple is made first, since
+ * its allocation may collect garbage, which runs finalizers. */
 static int
 append_event(Entry *self, PyObject **fields, double time, double value)
 {
@@ -253,9 +255,12 @@ append_event(Entry *self, PyObject **fields, double time, double value)
                 PyTuple_SET_ITEM(event, j, fields[j]);
                 fields[j] = NULL;
             }
-            Py_ssize_t size = PyObject_Length(self->buffer);
+            /* Read only now: making the tuple may have run a garbage collection, whose
+             * finalizers may have routed this entry elsewhere (configure(), set_scope()). */
+            PyObject *buffer = self->buffer, *extend = self->extend;
+            Py_ssize_t size = buffer != NULL && extend != NULL ? PyObject_Length(buffer) : -1;
             if (size >= 0 && size < self->limit) {
-                PyObject *result = PyObject_CallOneArg(self->extend, event);
+                PyObject *result = PyObject_CallOneArg(extend, event);
                 appended = result != NULL;
                 Py_XDECREF(result);
             }

@@ -287,3 +287,32 @@ print(len(lines), not buffer)
     )
     assert out.stdout.split() == ["1", "True"]
     assert _build is not None
+
+
+def test_an_entry_routed_elsewhere_by_a_finalizer_mid_call_does_not_crash() -> None:
+    """Making a deque event's tuple may collect garbage (Python 3.10 and 3.11 collect inside
+    the allocation); a finalizer that routes the entry to an EventBuffer then (as configure()
+    does) must not leave the call half on the old route: the call is kept once, here by the
+    fallback, and the process lives."""
+    code = """
+import gc, time
+from collections import deque
+from dxtrack._hotpath import Entry, EventBuffer
+calls = []
+entry = Entry(lambda *a, **k: calls.append(a), "metric", {"clock": time.time}, "clock")
+d, eb = deque(), EventBuffer()
+entry.route(d, 10**6)
+class Reconfigure:
+    def __del__(self):
+        entry.route(eb, 10**6)
+gc.disable()
+hold = [tuple(range(i, i + 6)) for i in range(5000)]  # no 6-tuple left in the free list
+r = Reconfigure(); r.me = r; del r  # cyclic garbage, collected at the next allocation
+gc.enable()
+entry("name", 1.0)
+print(len(calls) + len(d) // 6 + len(eb) // 6)
+"""
+    env = {k: v for k, v in os.environ.items() if k != DXTRACK_PURE_PYTHON}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1"]
