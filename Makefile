@@ -66,7 +66,8 @@ test: lint package-check
 # builds its own extension modules beside 3.11's.
 VERSIONS ?= 3.10 3.12 3.13
 VERSION_TESTS := tests/test_traceback_fidelity.py tests/test_records.py \
-	tests/test_compiled_builder.py tests/test_hotpath.py tests/test_jsonsafe.py \
+	tests/test_compiled_builder.py tests/test_hotpath.py tests/test_event_buffer.py \
+	tests/test_jsonsafe.py \
 	tests/test_config.py tests/test_shaping.py tests/test_unhandled.py tests/test_helpers.py \
 	tests/test_logging_capture.py
 

@@ -493,7 +493,8 @@ PyDoc_STRVAR(build_doc,
 "iterator), is appended to ``metric_lines``; the ``(kind, line)`` of an error whose JSON is\n"
 "known (take_errors()), or of any other event built by ``fallback(event, seq, next_seq)``\n"
 "(``seq`` None: it numbers the event itself if it keeps it, else returns None), to\n"
-"``other_lines``; and what the fallback raised to ``failures``.");
+"``other_lines``; and what the fallback raised to ``failures``, with a RuntimeError for what\n"
+"is left of an event that popleft() took part of (it is released).");
 
 #define BATCH 256
 
@@ -686,6 +687,12 @@ writer_build(MetricWriter *self, PyObject *args)
         return PyErr_Occurred() ? NULL : PyErr_NoMemory();
     }
     int ok = 1, short_buffer = 0, errors_ready = 0;
+    if (popleft == NULL && event_buffer_drop_cut((EventBuffer *)buffer)) {
+        PyObject *failure = PyObject_CallFunction(
+            PyExc_RuntimeError, "s", "an event was cut: part of it was taken out of the buffer");
+        ok = failure != NULL && PyList_Append(failures, failure) == 0;
+        Py_XDECREF(failure);
+    }
     for (Py_ssize_t done = 0; ok && !short_buffer && done < count;) {
         Py_ssize_t batch = 0;
         for (; batch < BATCH && done + batch < count; batch++) {

@@ -71,6 +71,25 @@ event_buffer_drop_head(EventBuffer *self)
     self->count--;
 }
 
+/* Release what is left of an oldest event that popleft() took part of (only an exception
+ * between its fields can leave one): 1 when there was one, else 0. */
+static inline int
+event_buffer_drop_cut(EventBuffer *self)
+{
+    if (self->count == 0 || self->taken == 0) {
+        return 0;
+    }
+    EventSlot slot = self->slots[self->head];
+    memset(&self->slots[self->head], 0, sizeof(EventSlot));
+    int taken = self->taken;
+    self->taken = 0;
+    event_buffer_drop_head(self);
+    for (int j = taken; j < EVENT_FIELDS; j++) {  /* last: a finalizer may append */
+        Py_XDECREF(slot.fields[j]);
+    }
+    return 1;
+}
+
 /* Move the oldest whole event into ``out`` (new references, doubles made floats): 1, or 0
  * when there is none (or part of it was popped already), or -1 with an error set. */
 static inline int

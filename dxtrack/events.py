@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Sequence
+from itertools import repeat, starmap
 from typing import Any, Protocol
 
 from dxtrack.environment_variables import compiled_allowed
@@ -61,7 +62,9 @@ def iter_events(buffer: FlatBuffer, limit: int | None = None) -> Iterator[Event]
         count = min(count, limit)
     popleft = buffer.popleft
     for _ in range(count):
-        yield (popleft(), popleft(), popleft(), popleft(), popleft(), popleft())
+        # The fields in one call into C, which runs no bytecode between them: a signal handler
+        # that raises can't cut an event in two.
+        yield tuple(starmap(popleft, repeat((), EVENT_WIDTH)))
 
 
 def pop_events(buffer: FlatBuffer, limit: int | None = None) -> list[Event]:

@@ -13,6 +13,7 @@ import weakref
 from collections import deque
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -161,18 +162,72 @@ def test_the_writer_takes_whole_events_from_it_as_from_a_deque() -> None:
     assert len(lines[1]) == 5_010
 
 
-def test_the_writer_leaves_an_event_that_python_began_to_pop() -> None:
-    """Only one thread drains at a time; should one have popped part of the oldest event, the
-    writer takes nothing rather than half an event."""
+def test_the_writer_releases_an_event_cut_in_two_and_counts_it() -> None:
+    """Should part of the oldest event have been popped (only an exception between its fields
+    could do that), the writer releases the rest, reports it as a failure (dxtrack counts it
+    as dropped, build_failed), and builds the events after it."""
     b = RecordBuilder(
         context="c", stage="prod", run_id="r", default_metadata={}, producer_id="p" * 32, host="h"
     )
     buffer = EventBuffer()
-    buffer.extend((METRIC, 1.0, "m", 1.0, None, None))
+    for i in range(3):
+        buffer.extend((METRIC, 1.0, f"m{i}", 1.0, {"i": i}, None))
     assert buffer.popleft() == METRIC
     metrics: list[bytes] = []
-    b.make_writer().build(buffer, 1, itertools.count(1), b.build, metrics, [], [])
-    assert metrics == [] and len(buffer) == EVENT_WIDTH - 1
+    failures: list[Exception] = []
+    count = len(buffer) // EVENT_WIDTH
+    b.make_writer().build(buffer, count, itertools.count(1), b.build, metrics, [], failures)
+    assert [orjson.loads(line)["metric_name"] for line in metrics] == ["m1", "m2"]
+    assert [type(f) for f in failures] == [RuntimeError] and "cut" in str(failures[0])
+    assert len(buffer) == 0
+
+
+SIGNAL_PROGRAM = """
+import signal, sys
+from collections import deque
+from dxtrack._hotpath import EventBuffer
+from dxtrack.events import EVENT_WIDTH, iter_events, pop_events
+
+class Stop(Exception):
+    pass
+
+def handler(*_):
+    raise Stop
+
+signal.signal(signal.SIGALRM, handler)
+interrupted = 0
+for attempt in range(60):
+    buffer = EventBuffer() if attempt % 2 else deque()
+    for i in range(20_000):
+        buffer.extend(("metric", 1.0, "m", float(i), None, None))
+    taken = 0
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.0005 + attempt * 0.0001)
+        for _ in iter_events(buffer):
+            taken += 1
+    except Stop:
+        interrupted += 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    assert len(buffer) % EVENT_WIDTH == 0, (attempt, len(buffer))
+    assert len(buffer) // EVENT_WIDTH + taken in (20_000, 19_999), attempt
+    rest = pop_events(buffer)
+    assert all(len(e) == EVENT_WIDTH and e[0] == "metric" for e in rest), attempt
+print("interrupted", interrupted)
+"""
+
+
+def test_a_signal_handler_that_raises_while_events_are_taken_never_cuts_one() -> None:
+    """pop_events takes each event's fields in one call: an exception raised by a signal
+    handler lands between events, never inside one, with either kind of buffer (in a process
+    of its own: pytest's own hooks would meet the handler's exception too)."""
+    env = {k: v for k, v in os.environ.items() if k != DXTRACK_PURE_PYTHON}
+    out = subprocess.run(
+        [sys.executable, "-c", SIGNAL_PROGRAM], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    words = out.stdout.split()
+    assert words[0] == "interrupted" and int(words[1]) > 0  # the handler did interrupt
 
 
 def test_a_malformed_event_is_refused_and_leaves_the_buffer_as_it_was() -> None:
