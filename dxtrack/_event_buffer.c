@@ -171,6 +171,47 @@ buffer_popleft(EventBuffer *self, PyObject *unused)
     return out;
 }
 
+PyDoc_STRVAR(pop_event_doc,
+"pop_event()\n--\n\n"
+"Remove and return the oldest event as a tuple of its fields, in one step (IndexError when\n"
+"empty). Of an event that popleft() took part of, the fields left.");
+
+static PyObject *
+buffer_pop_event(EventBuffer *self, PyObject *unused)
+{
+    int first = self->taken;
+    /* made before anything is taken out: its allocation may run finalizers */
+    PyObject *event = PyTuple_New(EVENT_FIELDS - first);
+    if (event == NULL) {
+        return NULL;
+    }
+    if (self->count == 0 || self->taken != first) {  /* emptied or taken from meanwhile */
+        Py_DECREF(event);
+        PyErr_SetString(PyExc_IndexError, "pop from an empty EventBuffer");
+        return NULL;
+    }
+    if (first == 0) {
+        PyObject *fields[EVENT_FIELDS];
+        if (event_buffer_pop(self, fields) <= 0) {
+            Py_DECREF(event);
+            return NULL;
+        }
+        for (int j = 0; j < EVENT_FIELDS; j++) {
+            PyTuple_SET_ITEM(event, j, fields[j]);
+        }
+        return event;
+    }
+    for (int j = first; j < EVENT_FIELDS; j++) {  /* what is left of a cut event */
+        PyObject *field = buffer_popleft(self, NULL);
+        if (field == NULL) {
+            Py_DECREF(event);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(event, j - first, field);
+    }
+    return event;
+}
+
 PyDoc_STRVAR(clear_doc,
 "clear()\n--\n\n"
 "Remove every event.");
@@ -191,6 +232,7 @@ buffer_repr(EventBuffer *self)
 static PyMethodDef buffer_methods[] = {
     {"extend", (PyCFunction)buffer_extend, METH_O, extend_doc},
     {"popleft", (PyCFunction)buffer_popleft, METH_NOARGS, popleft_doc},
+    {"pop_event", (PyCFunction)buffer_pop_event, METH_NOARGS, pop_event_doc},
     {"clear", (PyCFunction)buffer_clear_method, METH_NOARGS, clear_doc},
     {NULL, NULL, 0, NULL},
 };

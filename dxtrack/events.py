@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Sequence
-from itertools import repeat, starmap
+from itertools import islice
 from typing import Any, Protocol
 
 from dxtrack.environment_variables import compiled_allowed
@@ -36,6 +36,8 @@ KINDS = (ERROR, METRIC)
 EVENT_WIDTH = 6
 
 Event = tuple[Any, ...]
+
+_NEVER = object()  # no field is this: iter(popleft, _NEVER) never stops by itself
 
 
 class FlatBuffer(Protocol):
@@ -60,11 +62,16 @@ def iter_events(buffer: FlatBuffer, limit: int | None = None) -> Iterator[Event]
     count = len(buffer) // EVENT_WIDTH
     if limit is not None:
         count = min(count, limit)
-    popleft = buffer.popleft
+    # Each event in one call into C, which runs no bytecode between its fields: a signal
+    # handler that raises can't cut an event in two.
+    pop_event = getattr(buffer, "pop_event", None)
+    if pop_event is not None:  # an EventBuffer
+        for _ in range(count):
+            yield pop_event()
+        return
+    fields = iter(buffer.popleft, _NEVER)  # a deque: popleft() called from C, six at a time
     for _ in range(count):
-        # The fields in one call into C, which runs no bytecode between them: a signal handler
-        # that raises can't cut an event in two.
-        yield tuple(starmap(popleft, repeat((), EVENT_WIDTH)))
+        yield tuple(islice(fields, EVENT_WIDTH))
 
 
 def pop_events(buffer: FlatBuffer, limit: int | None = None) -> list[Event]:

@@ -52,6 +52,7 @@ operations = st.lists(
         st.tuples(st.just("extend"), st.integers(0, 10**6)),
         st.tuples(st.just("metric"), st.integers(-(2**53), 2**53)),  # an int value: a double
         st.tuples(st.just("popleft"), st.integers(1, 13)),
+        st.tuples(st.just("pop_event"), st.integers(0, 0)),
         st.tuples(st.just("index"), st.integers(-20, 20)),
         st.just(("clear", 0)),
     ),
@@ -86,6 +87,14 @@ def test_it_behaves_as_a_flat_deque_of_fields(ops: list[tuple[str, int]]) -> Non
                     break
                 expected, got = model.popleft(), buffer.popleft()
                 assert got == expected and type(got) is type(expected)
+        elif op == "pop_event":  # the rest of the oldest event, in one step
+            if not model:
+                with pytest.raises(IndexError):
+                    buffer.pop_event()
+            else:
+                rest = (len(model) - 1) % EVENT_WIDTH + 1
+                expected = tuple(model.popleft() for _ in range(rest))
+                assert buffer.pop_event() == expected
         elif op == "index":
             if -len(model) <= n < len(model):
                 assert buffer[n] == model[n]

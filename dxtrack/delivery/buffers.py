@@ -123,7 +123,8 @@ class Buffers:
         others: list[Line] = []
         failures = []
         self._writer.build(buffer, count, self._seq, self.builder.build, metrics, others, failures)
-        self._anchors = metrics[::ANCHOR_EVERY]
+        if metrics:  # an orphan's build, often empty, leaves the last anchors be
+            self._anchors = metrics[::ANCHOR_EVERY]
         self.stats.omit(SAMPLED, self._writer.take_sampled_out())
         self._count_failures(failures)
         batch = by_kind(others)
