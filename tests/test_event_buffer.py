@@ -39,6 +39,12 @@ def compiled_entry(kind: str, buffer: Any, clock: Any = time.time) -> Any:
     return made
 
 
+def record_builder() -> RecordBuilder:
+    return RecordBuilder(
+        context="c", stage="prod", run_id="r", default_metadata={}, producer_id="p" * 32, host="h"
+    )
+
+
 @pytest.fixture(autouse=True)
 def no_fallback_calls() -> Any:
     """Every call here is one the compiled caller takes itself."""
@@ -144,14 +150,7 @@ def test_times_read_from_the_clock_are_kept_as_time_time_gives_them() -> None:
 def test_the_writer_takes_whole_events_from_it_as_from_a_deque() -> None:
     """Many events (the ring grows several times and wraps) come out of the writer in order,
     each line numbered once, the same lines a deque gives."""
-    b = RecordBuilder(
-        context="c",
-        stage="prod",
-        run_id="r",
-        default_metadata={},
-        producer_id="p" * 32,
-        host="h",
-    )
+    b = record_builder()
     lines = []
     for buffer in (deque(), EventBuffer()):
         metric = compiled_entry(METRIC, buffer, clock=lambda: 5.0)
@@ -175,9 +174,7 @@ def test_the_writer_releases_an_event_cut_in_two_and_counts_it() -> None:
     """Should part of the oldest event have been popped (only an exception between its fields
     could do that), the writer releases the rest, reports it as a failure (dxtrack counts it
     as dropped, build_failed), and builds the events after it."""
-    b = RecordBuilder(
-        context="c", stage="prod", run_id="r", default_metadata={}, producer_id="p" * 32, host="h"
-    )
+    b = record_builder()
     buffer = EventBuffer()
     for i in range(3):
         buffer.extend((METRIC, 1.0, f"m{i}", 1.0, {"i": i}, None))
@@ -416,9 +413,7 @@ def test_the_writer_numbers_with_a_compiled_sequence_as_with_python_s() -> None:
     numbered in order from the same Sequence, which then goes on where they stopped."""
     from datetime import datetime, timezone
 
-    b = RecordBuilder(
-        context="c", stage="prod", run_id="r", default_metadata={}, producer_id="p" * 32, host="h"
-    )
+    b = record_builder()
     events = [
         (METRIC, 1.0, "a", 1.0, None, None),
         (METRIC, 2.0, "b", 2.0, None, datetime(2026, 1, 1, tzinfo=timezone.utc)),
