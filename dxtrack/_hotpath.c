@@ -2,13 +2,14 @@
  *
  * An Entry wraps the pure-Python method of the same name (its "fallback") and takes the common
  * case itself: a float or int value, metadata that is None or a plain dict, no timestamp, and
- * room below the buffer's wake-up mark. It then appends the same flat event the Python method
- * would (see dxtrack/events.py) with one deque.extend. Anything else -- odd arguments, a full
- * buffer, an exception that is not plain (a cause, notes, a group...), an unconfigured client --
- * goes to the fallback, unchanged, so both paths give the same records and raise the same errors.
+ * room below the buffer's wake-up mark. It then appends the same event the Python method would
+ * (see dxtrack/events.py): into a slot of an EventBuffer (_event_buffer.c), or with one
+ * deque.extend. Anything else -- odd arguments, a full buffer, an exception that is not plain (a
+ * cause, notes, a group...), an unconfigured client -- goes to the fallback, unchanged, so both
+ * paths give the same records and raise the same errors.
  *
- * Thread safety: under the GIL, nothing between reading the buffer and extending it runs Python
- * code, so a concurrent route() (reconfiguration) can't slip in between.
+ * Thread safety: under the GIL, nothing between reading the buffer and appending to it runs
+ * Python code, so a concurrent route() (reconfiguration) can't slip in between.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import _thread
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -119,13 +120,31 @@ def _after_fork_in_child(client: Client) -> None:
 
 
 def _close_at_multiprocessing_exit(client: Client) -> None:
+    """In a multiprocessing worker: close at its exit, and leave SIGTERM to the handler that
+    was there before dxtrack's (see ``_handle_sigterm``)."""
     import multiprocessing.util
 
     multiprocessing.util.Finalize(client, client.close, exitpriority=100)
+    handler = signal.getsignal(signal.SIGTERM)
+    if getattr(handler, "dxtrack_handler", False):
+        with contextlib.suppress(ValueError):  # not the main thread: leave it
+            signal.signal(signal.SIGTERM, getattr(handler, "dxtrack_previous", signal.SIG_DFL))
 
 
 def _handle_sigterm(client: Client) -> None:
+    """Handle SIGTERM (``_terminate``), but not in a multiprocessing worker: its parent ends it
+    with SIGTERM (``Process.terminate()``, the end of a ``with Pool()`` block) and waits for it.
+    A Python handler runs only once the main thread is back in the interpreter, and a signal
+    that comes just as the worker blocks on its task queue's semaphore is never acted on, so the
+    parent would wait forever. Such a worker dies at once, as without dxtrack."""
+    import multiprocessing
+
     if threading.current_thread() is not threading.main_thread():
+        return
+    worker = multiprocessing.current_process()
+    # a spawned worker is configured while its parent's objects are unpickled ("inheriting"),
+    # before multiprocessing tells it it has a parent
+    if multiprocessing.parent_process() is not None or getattr(worker, "_inheriting", False):
         return
     previous = signal.getsignal(signal.SIGTERM)
     if previous in (signal.SIG_IGN, None) or getattr(previous, "dxtrack_handler", False):
@@ -139,6 +158,7 @@ def _handle_sigterm(client: Client) -> None:
         return None
 
     on_sigterm.dxtrack_handler = True  # type: ignore[attr-defined]
+    on_sigterm.dxtrack_previous = previous  # type: ignore[attr-defined]
     signal.signal(signal.SIGTERM, on_sigterm)
 
 

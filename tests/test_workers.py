@@ -87,6 +87,47 @@ def test_workers_track_into_the_parents_run(tmp_path: Path, method: str, top_imp
     )
 
 
+TERMINATED = """
+import multiprocessing, os, signal, sys
+import dxtrack
+
+def work(ready):
+    import dxtrack
+    dxtrack.metric("worker.started", 1)
+    handler = signal.getsignal(signal.SIGTERM)
+    ready.put("default" if handler == signal.SIG_DFL else repr(handler))
+    multiprocessing.get_context().SimpleQueue().get()  # blocks on a semaphore, as a Pool's worker
+
+if __name__ == "__main__":
+    dxtrack.configure(context="workers", stage="test")
+    handler = signal.getsignal(signal.SIGTERM)
+    print("parent", "ours" if getattr(handler, "dxtrack_handler", False) else handler)
+    context = multiprocessing.get_context(os.environ["START_METHOD"])
+    for attempt in range(5):
+        ready = context.Queue()
+        process = context.Process(target=work, args=(ready,))
+        process.start()
+        print("worker", ready.get(timeout=60))
+        process.terminate()
+        process.join(30)
+        print("exit", process.exitcode)
+"""
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver", "fork"])
+def test_a_worker_ended_by_its_parent_dies_of_sigterm_at_once(tmp_path: Path, method: str) -> None:
+    """multiprocessing ends workers with SIGTERM (Process.terminate(), the end of a with Pool()
+    block) and waits for them. A worker keeps SIGTERM's default disposition: a Python handler
+    can miss a signal that comes just as the worker blocks on a semaphore, and the parent then
+    waited forever. The parent keeps dxtrack's handler."""
+    outcome = run_program(tmp_path, TERMINATED, env={"START_METHOD": method}, timeout=120)
+    assert outcome.returncode == 0, outcome.describe()
+    lines = outcome.stdout.splitlines()
+    assert lines[0] == "parent ours", outcome.describe()
+    assert lines[1:] == ["worker default", f"exit {-signal.SIGTERM}"] * 5, lines
+    assert [m["metric_name"] for m in outcome.metrics].count("worker.started") == 5
+
+
 def test_a_worker_started_after_shutdown_does_not_track(tmp_path: Path) -> None:
     """shutdown() stops handing the configuration on: a later worker is left unconfigured."""
     outcome = run_program(
