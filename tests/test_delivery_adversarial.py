@@ -363,8 +363,10 @@ def test_configure_50_times_while_4_threads_track(
     runner: Runner, lake: Lake, spool_dir: Path
 ) -> None:
     """configure() 50 times in a row while 4 threads track: every call lands exactly once,
-    nothing is dropped, and the process is left with no more descriptors and threads than
-    before (each configuration's spool directories, sockets and threads are closed)."""
+    nothing is dropped, no configuration spools what it had left (the replaced ones deliver it
+    at once, over the client they share with the new one), and the process is left with no more
+    descriptors and threads than before (each configuration's spool directories, sockets and
+    threads are closed)."""
     child = runner.run(CONFIGURE_50_TIMES, timeout=60)
     done = child.value("tracked")
     landed = lake.records("metric")
@@ -386,6 +388,7 @@ def test_configure_50_times_while_4_threads_track(
     assert result.lost == 0
     assert child.value("dropped") == 0
     assert child.value("flushed") is True
+    assert child.log_lines("spooled to disk") == []
     assert threads_after <= threads_before, f"threads: {threads_before} -> {threads_after}"
     assert fds_after <= fds_before + 4, f"descriptors leaked: {fds_before} -> {fds_after}"
 

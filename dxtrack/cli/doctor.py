@@ -55,7 +55,7 @@ def check_output_dir(config: Config) -> Check:
 
 
 def _session(config: Config) -> Any:
-    from dxtrack.sinks.firehose import _session as firehose_session
+    from dxtrack.sinks.aws_clients import aws_session as firehose_session
 
     session, error = firehose_session(config)
     if session is None:

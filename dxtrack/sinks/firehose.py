@@ -1,17 +1,14 @@
 """Stages ``dev`` and ``prod``: Kinesis Data Firehose, through boto3's PutRecordBatch.
 
 boto3 is imported by ``configure()`` (never at ``import dxtrack``); the client is made on the
-sender thread. The endpoint comes from boto3's own configuration (``AWS_ENDPOINT_URL``), so a
-moto server or moto's in-process ``mock_aws`` need no test-only code here.
+sender thread, and shared by the sinks with the same AWS settings (``aws_clients``). The
+endpoint comes from boto3's own configuration (``AWS_ENDPOINT_URL``), so a moto server
+or moto's in-process ``mock_aws`` need no test-only code here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
-import sys
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,8 +16,10 @@ import orjson
 import pybase64
 import xxhash
 
-from dxtrack.config import DEFAULT_REGION, Config
+from dxtrack.config import Config
 from dxtrack.delivery.compression import codec
+from dxtrack.sinks import aws_clients
+from dxtrack.sinks.aws_clients import SharedClient
 from dxtrack.sinks.base import Limits, PermanentSendError, RetryableSendError
 
 FIREHOSE_LIMITS = Limits(
@@ -53,24 +52,6 @@ def destination(stage: str, kind: str, region: str, endpoint: str) -> str:
     return f"firehose-{stage}-{kind}-{region}-{digest}"
 
 
-def _session(config: Config) -> tuple[Any, Exception | None]:
-    """A boto3 session with the configured credentials, or the error that prevented it."""
-    import boto3
-    import botocore.exceptions
-
-    try:
-        if config.aws_access_key_id and config.aws_secret_access_key:
-            return boto3.session.Session(
-                aws_access_key_id=config.aws_access_key_id,
-                aws_secret_access_key=config.aws_secret_access_key,
-            ), None
-        if config.profile_name:
-            return boto3.session.Session(profile_name=config.profile_name), None
-        return boto3.session.Session(), None
-    except botocore.exceptions.ProfileNotFound as exc:
-        return None, exc
-
-
 def request_body(stream: str, items: Sequence[bytes]) -> bytes:
     """The JSON body of a PutRecordBatch of ``items``, as botocore would serialise it.
 
@@ -100,97 +81,46 @@ class FirehoseSink:
         self._config = config
         self._option = f"{kind}_stream"
         self.limits = dataclasses.replace(FIREHOSE_LIMITS, codec=codec(config.compression))
-        self._client: Any = None
-        self._lock = threading.Lock()
-        self._body = threading.local()  # each sender thread's request body, for _swap_body
         # boto3 is imported here, on the thread that calls configure(), and not first on the
         # shipper: a fork() in the middle of an import leaves the child a half-initialised
         # boto3, and boto3's import registers an atexit hook, which is refused during exit.
         import encodings.idna  # noqa: F401  (urllib3 imports it lazily, on a first connection)
 
-        self._session, self._session_error = _session(config)
-        session_region = None if self._session is None else self._session.region_name
-        self._region = config.region_name or session_region or DEFAULT_REGION
-        self.destination = destination(config.stage, kind, self._region, self._endpoint())
-
-    def _endpoint(self) -> str:
-        """Where requests go: moto's in-process mock, an endpoint from boto3's configuration
-        (``AWS_ENDPOINT_URL``...), or AWS itself."""
-        models = sys.modules.get("moto.core.models")
-        if models is not None and getattr(getattr(models, "MockAWS", None), "_mocks_active", False):
-            return "moto:mock_aws"
-        if self._session is None:
-            return "aws"
-        try:
-            from botocore.configprovider import ConfiguredEndpointProvider
-
-            inner = self._session._session
-            provider = ConfiguredEndpointProvider(
-                full_config=inner.full_config,
-                scoped_config=inner.get_scoped_config(),
-                client_name="firehose",
-            )
-            return str(provider.provide() or "aws")
-        except Exception:  # an older botocore: the variables it has always read
-            return os.environ.get("AWS_ENDPOINT_URL_FIREHOSE") or os.environ.get(
-                "AWS_ENDPOINT_URL", "aws"
-            )
+        self._shared: SharedClient | None = aws_clients.acquire(config)
+        self._region = self._shared.region
+        self.destination = destination(config.stage, kind, self._region, self._shared.endpoint)
 
     def start(self) -> None:
-        """Create the client."""
+        """Create the client (or take the one that sinks with the same settings share)."""
         self._get_client()
 
     @property
     def region(self) -> str | None:
         """The region the client was made for (None before ``start``)."""
-        return self._region if self._client is not None else None
+        shared = self._shared
+        return self._region if shared is not None and shared.started else None
 
-    def _get_client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                self._client = self._make_client()
-            return self._client
-
-    def _make_client(self) -> Any:
-        import botocore.config
-
-        if self._session is None:
-            self._session, self._session_error = _session(self._config)
-            if self._session is None:
-                raise PermanentSendError(
-                    f"{self.name}: AWS profile {self._config.profile_name!r} not found "
-                    f"({self._session_error}); fix profile_name"
-                )
-        client = self._session.client(
-            "firehose",
-            region_name=self._region,
-            config=botocore.config.Config(
-                retries={"mode": "standard", "total_max_attempts": 1},
-                connect_timeout=5,
-                read_timeout=15,
-                max_pool_connections=4,
-            ),
-        )
-        # First, so that every other handler (and any retry) sees the body that is sent.
-        client.meta.events.register_first(
-            "before-call.firehose.PutRecordBatch", self._swap_body, unique_id=f"dxtrack:{id(self)}"
-        )
-        return client
-
-    def _swap_body(self, params: dict[str, Any], **_: Any) -> None:
-        body = getattr(self._body, "data", None)
-        if body is not None:
-            params["body"] = body
+    def _get_client(self) -> tuple[Any, SharedClient]:
+        shared = self._shared
+        if shared is None:
+            raise RetryableSendError(f"{self.name}: closed")
+        try:
+            return shared.client(), shared
+        except LookupError as exc:
+            raise PermanentSendError(
+                f"{self.name}: AWS profile {self._config.profile_name!r} not found "
+                f"({exc}); fix profile_name"
+            ) from None
 
     def send(self, items: Sequence[bytes]) -> Sequence[int]:
         """One PutRecordBatch; returns the indices of entries Firehose did not take."""
         import botocore.exceptions
 
-        client = self._get_client()
+        client, shared = self._get_client()
         # botocore signs and sends the body made by request_body(): it is handed over through
         # _swap_body, in botocore's documented before-call event, in place of the serialised
         # placeholder record.
-        self._body.data = request_body(self.stream, items)
+        shared.body.data = request_body(self.stream, items)
         try:
             response = client.put_record_batch(
                 DeliveryStreamName=self.stream, Records=[{"Data": b""}]
@@ -214,7 +144,7 @@ class FirehoseSink:
         except botocore.exceptions.BotoCoreError as exc:
             raise RetryableSendError(f"{self.name}: {exc}") from exc
         finally:
-            self._body.data = None
+            shared.body.data = None
         if not response.get("FailedPutCount"):
             return ()
         answers = response.get("RequestResponses") or []
@@ -224,8 +154,7 @@ class FirehoseSink:
         return failed
 
     def close(self) -> None:
-        """Close the HTTP connections."""
-        client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
+        """Stop using the shared client (the last sink to stop closes its connections)."""
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            aws_clients.release(shared)

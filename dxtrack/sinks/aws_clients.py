@@ -1,0 +1,182 @@
+"""One boto3 session and Firehose client for all the sinks with the same AWS settings, for as
+long as any of them is open.
+
+A boto3 session costs about 50 ms of CPU to make and a client as much again, on threads that
+hold the GIL the application needs. A ``configure()`` that replaces another makes its sinks
+while the previous ones are still open, so it reuses their client: its senders start at once,
+and the previous configuration's senders, which deliver what it had left, share the same warm
+connections. Once the last sink with those settings closes, so does the client: a later
+``configure()`` reads the AWS configuration afresh.
+
+The settings are the configuration's credentials, profile and region, every ``AWS_*``
+environment variable, and whether moto's in-process mock is active; they are kept only as a
+digest. A forked child shares nothing with its parent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from typing import Any
+
+import xxhash
+
+from dxtrack.config import DEFAULT_REGION, Config
+
+
+def aws_session(config: Config) -> tuple[Any, Exception | None]:
+    """A new boto3 session with the configured credentials, or the error that prevented it."""
+    import boto3
+    import botocore.exceptions
+
+    try:
+        if config.aws_access_key_id and config.aws_secret_access_key:
+            return boto3.session.Session(
+                aws_access_key_id=config.aws_access_key_id,
+                aws_secret_access_key=config.aws_secret_access_key,
+            ), None
+        if config.profile_name:
+            return boto3.session.Session(profile_name=config.profile_name), None
+        return boto3.session.Session(), None
+    except botocore.exceptions.ProfileNotFound as exc:
+        return None, exc
+
+
+def moto_mock_active() -> bool:
+    """Whether moto's in-process ``mock_aws`` is on (its requests never leave the process)."""
+    models = sys.modules.get("moto.core.models")
+    return bool(getattr(getattr(models, "MockAWS", None), "_mocks_active", False))
+
+
+class SharedClient:
+    """A session, and the Firehose client made from it on first use, with a count of the sinks
+    that use them."""
+
+    def __init__(self, key: str, config: Config) -> None:
+        self.key = key
+        self.users = 0
+        self.config = config
+        self.session, self.session_error = aws_session(config)
+        session_region = None if self.session is None else self.session.region_name
+        self.region: str = config.region_name or session_region or DEFAULT_REGION
+        self.endpoint = "moto:mock_aws" if moto_mock_active() else self._endpoint()
+        self.body = threading.local()
+        """Each sender thread's request body, handed to botocore by ``_swap_body``."""
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _endpoint(self) -> str:
+        """Where requests go: an endpoint from boto3's configuration (``AWS_ENDPOINT_URL``...),
+        or AWS itself."""
+        if self.session is None:
+            return "aws"
+        try:
+            from botocore.configprovider import ConfiguredEndpointProvider
+
+            inner = self.session._session
+            provider = ConfiguredEndpointProvider(
+                full_config=inner.full_config,
+                scoped_config=inner.get_scoped_config(),
+                client_name="firehose",
+            )
+            return str(provider.provide() or "aws")
+        except Exception:  # an older botocore: the variables it has always read
+            return os.environ.get("AWS_ENDPOINT_URL_FIREHOSE") or os.environ.get(
+                "AWS_ENDPOINT_URL", "aws"
+            )
+
+    def client(self) -> Any:
+        """The Firehose client, made on the first call (raises what boto3 raises)."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
+    @property
+    def started(self) -> bool:
+        return self._client is not None
+
+    def _make_client(self) -> Any:
+        import botocore.config
+
+        if self.session is None:
+            self.session, self.session_error = aws_session(self.config)
+            if self.session is None:
+                raise LookupError(str(self.session_error))
+        client = self.session.client(
+            "firehose",
+            region_name=self.region,
+            config=botocore.config.Config(
+                retries={"mode": "standard", "total_max_attempts": 1},
+                connect_timeout=5,
+                read_timeout=15,
+                max_pool_connections=4,
+            ),
+        )
+        # First, so that every other handler (and any retry) sees the body that is sent.
+        client.meta.events.register_first(
+            "before-call.firehose.PutRecordBatch", self._swap_body, unique_id="dxtrack:body"
+        )
+        return client
+
+    def _swap_body(self, params: dict[str, Any], **_: Any) -> None:
+        body = getattr(self.body, "data", None)
+        if body is not None:
+            params["body"] = body
+
+    def close(self) -> None:
+        """Close the client's HTTP connections."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # sockets of a client nobody uses
+                client.close()
+
+
+_lock = threading.Lock()
+_shared: dict[str, SharedClient] = {}
+
+
+def settings_key(config: Config) -> str:
+    """A digest of everything that decides the session, the region and the endpoint."""
+    parts = [
+        config.aws_access_key_id or "",
+        config.aws_secret_access_key or "",
+        config.profile_name or "",
+        config.region_name or "",
+        str(moto_mock_active()),
+        *sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("AWS_")),
+    ]
+    return xxhash.xxh3_128_hexdigest("\0".join(parts).encode())
+
+
+def acquire(config: Config) -> SharedClient:
+    """The shared client for ``config``'s settings, counted as used until ``release``."""
+    key = settings_key(config)
+    with _lock:
+        shared = _shared.get(key)
+        if shared is None:
+            shared = _shared[key] = SharedClient(key, config)
+        shared.users += 1
+        return shared
+
+
+def release(shared: SharedClient) -> None:
+    """One user fewer; the last one closes the client."""
+    with _lock:
+        shared.users -= 1
+        if shared.users > 0:
+            return
+        if _shared.get(shared.key) is shared:
+            del _shared[shared.key]
+    shared.close()
+
+
+def _forget_after_fork() -> None:
+    global _lock, _shared
+    _lock, _shared = threading.Lock(), {}
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
