@@ -484,6 +484,48 @@ take_error(void)
     return value;
 }
 
+/* ---- Sequence: the producer's seq ----------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    long long next;
+} Sequence;
+
+static PyTypeObject SequenceType;
+
+static PyObject *
+sequence_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"start", NULL};
+    long long start = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|L:Sequence", keywords, &start)) {
+        return NULL;
+    }
+    Sequence *self = (Sequence *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->next = start;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+sequence_iternext(Sequence *self)
+{
+    return PyLong_FromLongLong(self->next++);
+}
+
+static PyTypeObject SequenceType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "dxtrack._build.Sequence",
+    .tp_doc = PyDoc_STR("Sequence(start=1): numbers from start, as itertools.count; the writer "
+                        "takes them without making an int."),
+    .tp_basicsize = sizeof(Sequence),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = sequence_new,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)sequence_iternext,
+};
+
 /* ---- build() ------------------------------------------------------------------------------ */
 
 PyDoc_STRVAR(build_doc,
@@ -514,6 +556,8 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
             }
         }
     }
+    Sequence *sequence = counter != NULL && Py_IS_TYPE(counter, &SequenceType)
+        ? (Sequence *)counter : NULL;
     Piece *numbers = PyMem_Calloc(2 * BATCH, sizeof(Piece));
     PyObject *floats = PyList_New(0);
     Py_ssize_t written = 0;
@@ -558,9 +602,15 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
         PyObject *exception = error && *errors_ready > 0
             ? Py_XNewRef(known_exception(self, event)) : NULL;
         int takes = metric || exception != NULL;
-        PyObject *seq_object = !takes ? NULL
-            : counter != NULL ? PyIter_Next(counter) : PyObject_CallNoArgs(next_seq);
-        long long seq = seq_object == NULL ? -1 : PyLong_AsLongLong(seq_object);
+        PyObject *seq_object = NULL;
+        long long seq = -1;
+        if (takes && sequence != NULL) {  /* no int made: the fallback gets one if needed */
+            seq = sequence->next++;
+        }
+        else if (takes) {
+            seq_object = counter != NULL ? PyIter_Next(counter) : PyObject_CallNoArgs(next_seq);
+            seq = seq_object == NULL ? -1 : PyLong_AsLongLong(seq_object);
+        }
         PyObject *line = NULL, *pair = NULL;
         if (metric) {
             if (formatted && seq >= 0) {
@@ -584,6 +634,12 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
                 PyObject_GC_UnTrack(pair);
             }
             PyErr_Clear();  /* no pair (out of memory): the fallback tries */
+        }
+        if (line == NULL && pair == NULL && takes && seq >= 0 && seq_object == NULL) {
+            seq_object = PyLong_FromLongLong(seq);
+            if (seq_object == NULL) {
+                seq = -1;  /* out of memory: reported as this event's failure below */
+            }
         }
         if (line == NULL && pair == NULL && (!takes || seq >= 0)) {
             PyObject *tuple = PyTuple_New(6);
@@ -1097,7 +1153,7 @@ static struct PyModuleDef build_module = {
 PyMODINIT_FUNC
 PyInit__build(void)
 {
-    if (PyType_Ready(&MetricWriterType) < 0) {
+    if (PyType_Ready(&MetricWriterType) < 0 || PyType_Ready(&SequenceType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&build_module);
@@ -1107,6 +1163,12 @@ PyInit__build(void)
     Py_INCREF(&MetricWriterType);
     if (PyModule_AddObject(module, "MetricWriter", (PyObject *)&MetricWriterType) < 0) {
         Py_DECREF(&MetricWriterType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&SequenceType);
+    if (PyModule_AddObject(module, "Sequence", (PyObject *)&SequenceType) < 0) {
+        Py_DECREF(&SequenceType);
         Py_DECREF(module);
         return NULL;
     }

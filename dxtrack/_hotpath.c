@@ -25,6 +25,8 @@
 
 #include "_event_buffer.h"
 
+#define SNAPSHOT_ITEMS 8 /* metadata items kept beside the snapshot, for a one-walk comparison */
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
@@ -36,6 +38,8 @@ typedef struct {
     PyObject *extend;    /* a deque's extend; NULL for an EventBuffer, filled directly */
     Py_ssize_t limit;    /* take the fast path while len(buffer) < limit */
     PyObject *snapshot;  /* the last metadata copy, shared by calls with equal metadata */
+    Py_ssize_t snapshot_size;  /* its items in snapshot_items (borrowed), or -1: too many */
+    PyObject *snapshot_items[2 * SNAPSHOT_ITEMS];
 } Entry;
 
 static PyObject *str_metric_name, *str_value, *str_metadata, *str_timestamp;
@@ -124,30 +128,64 @@ same_value(PyObject *value, PyObject *kept)
     return 0;
 }
 
-/* Whether ``metadata`` holds, in the same order, the same str keys and plain values as
- * ``snapshot`` (see same_value). */
+/* Whether two metadata keys are the same str. */
 static int
-same_as_snapshot(PyObject *metadata, PyObject *snapshot)
+same_key(PyObject *key, PyObject *kept)
 {
+    return key == kept
+        || (PyUnicode_CheckExact(key) && PyUnicode_CheckExact(kept)
+            && PyUnicode_Compare(key, kept) == 0);
+}
+
+/* Whether ``metadata`` holds, in the same order, the same str keys and plain values as the
+ * entry's snapshot (see same_value): compared with the snapshot's items kept beside it, or,
+ * for a large one, walking both dicts. */
+static int
+same_as_snapshot(Entry *self, PyObject *metadata)
+{
+    PyObject *snapshot = self->snapshot;
     if (snapshot == NULL || PyDict_GET_SIZE(metadata) != PyDict_GET_SIZE(snapshot)) {
         return 0;
     }
-    Py_ssize_t pos = 0, kept_pos = 0;
+    Py_ssize_t pos = 0, kept_pos = 0, i = 0;
     PyObject *key, *value, *kept_key, *kept_value;
     while (PyDict_Next(metadata, &pos, &key, &value)) {
-        if (!PyDict_Next(snapshot, &kept_pos, &kept_key, &kept_value)) {
+        if (self->snapshot_size >= 0) {
+            if (i >= self->snapshot_size) {
+                return 0;
+            }
+            kept_key = self->snapshot_items[2 * i];
+            kept_value = self->snapshot_items[2 * i + 1];
+            i++;
+        }
+        else if (!PyDict_Next(snapshot, &kept_pos, &kept_key, &kept_value)) {
             return 0;
         }
-        if (key != kept_key
-            && !(PyUnicode_CheckExact(key) && PyUnicode_CheckExact(kept_key)
-                 && PyUnicode_Compare(key, kept_key) == 0)) {
-            return 0;
-        }
-        if (!same_value(value, kept_value)) {
+        if (!same_key(key, kept_key) || !same_value(value, kept_value)) {
             return 0;
         }
     }
     return 1;
+}
+
+/* Make ``copy`` the snapshot (a reference stolen), its items kept beside it when few. */
+static void
+set_snapshot(Entry *self, PyObject *copy)
+{
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *key, *value;
+    if (PyDict_GET_SIZE(copy) <= SNAPSHOT_ITEMS) {
+        while (PyDict_Next(copy, &pos, &key, &value)) {
+            self->snapshot_items[2 * i] = key;  /* borrowed: the snapshot never changes */
+            self->snapshot_items[2 * i + 1] = value;
+            i++;
+        }
+        self->snapshot_size = i;
+    }
+    else {
+        self->snapshot_size = -1;
+    }
+    Py_XSETREF(self->snapshot, copy);
 }
 
 /* A new reference to a copy of plain-dict metadata, to Py_None for none, or NULL (no error
@@ -168,7 +206,7 @@ copy_metadata(Entry *self, PyObject *metadata)
     if (!PyDict_CheckExact(metadata)) {
         return NULL;
     }
-    if (same_as_snapshot(metadata, self->snapshot)) {
+    if (same_as_snapshot(self, metadata)) {
         Py_INCREF(self->snapshot);
         return self->snapshot;
     }
@@ -183,7 +221,7 @@ copy_metadata(Entry *self, PyObject *metadata)
      * growth triggers full collections of the host's whole heap. */
     PyObject_GC_UnTrack(copy);
     Py_INCREF(copy);
-    Py_XSETREF(self->snapshot, copy);
+    set_snapshot(self, copy);
     return copy;
 }
 

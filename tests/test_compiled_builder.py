@@ -68,13 +68,14 @@ def both(b: RecordBuilder, events: list[tuple[Any, ...]]) -> tuple[list[Any], li
         assert b.compiled_writer() is None
         return both_reference(b, events)
     results = []
-    for buffer in (deque(), _hotpath.EventBuffer()):  # the writer takes from either
+    # the writer takes from either buffer, numbering with either counter
+    passes = ((deque(), itertools.count(1)), (_hotpath.EventBuffer(), _build.Sequence(1)))
+    for buffer, count in passes:
         for event in events:
             buffer.extend(event)
         metrics: list[bytes] = []
         others: list[tuple[str, bytes]] = []
         failures: list[Exception] = []
-        count = itertools.count(1).__next__
         writer = b.make_writer()  # a fresh writer: no metadata JSON kept from the last pass
         writer.build(buffer, len(events), count, b.build, metrics, others, failures)
         assert not buffer

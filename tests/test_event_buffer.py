@@ -377,3 +377,55 @@ print(len(calls) + len(d) // 6 + len(eb) // 6)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1"]
+
+
+def test_the_compiled_sequence_counts_as_itertools_count_does() -> None:
+    """Numbers from its start, one each, across threads; the writer and Python share it."""
+    import threading
+
+    sequence = _build.Sequence(5)
+    assert iter(sequence) is sequence
+    assert [next(sequence) for _ in range(3)] == [5, 6, 7]
+    big = _build.Sequence(2**62)
+    assert next(big) == 2**62 and next(big) == 2**62 + 1
+    with pytest.raises(TypeError):
+        _build.Sequence("1")  # type: ignore[arg-type]
+
+    shared = _build.Sequence(1)
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def take() -> None:
+        mine = [next(shared) for _ in range(20_000)]
+        with lock:
+            taken.extend(mine)
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == list(range(1, 80_001))
+
+
+def test_the_writer_numbers_with_a_compiled_sequence_as_with_python_s() -> None:
+    """Lines the writer writes and lines its fallback builds (an odd value, a timestamp) are
+    numbered in order from the same Sequence, which then goes on where they stopped."""
+    from datetime import datetime, timezone
+
+    b = record_builder()
+    events = [
+        (METRIC, 1.0, "a", 1.0, None, None),
+        (METRIC, 2.0, "b", 2.0, None, datetime(2026, 1, 1, tzinfo=timezone.utc)),
+        (METRIC, 3.0, "c", 3.0, {"k": 1}, None),
+    ]
+    for count in (itertools.count(1), _build.Sequence(1)):
+        buffer = EventBuffer()
+        for event in events:
+            buffer.extend(event)
+        metrics: list[bytes] = []
+        others: list[tuple[str, bytes]] = []
+        b.make_writer().build(buffer, 3, count, b.build, metrics, others, [])
+        seqs = sorted(orjson.loads(line)["seq"] for line in metrics + [p[1] for p in others])
+        assert seqs == [1, 2, 3]
+        assert next(count) == 4

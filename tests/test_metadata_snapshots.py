@@ -53,6 +53,30 @@ def test_equal_metadata_shares_one_copy_and_a_changed_dict_gets_its_own() -> Non
     assert third is not first and third == {"route": "/a", "status": 500}
 
 
+@pytest.mark.parametrize("size", [1, 7, 8, 9, 20])
+def test_metadata_of_any_size_is_shared_only_while_equal(size: int) -> None:
+    """Up to 8 items are compared with the snapshot's items kept beside it, more by walking
+    both dicts: either way a change to any item, its order, or a key added or removed, gives
+    a copy of its own."""
+    made, buffer = entry(METRIC)
+    metadata = {f"k{i}": i for i in range(size)}
+    made("m", 1.0, metadata)
+    made("m", 1.0, dict(metadata))
+    changed = dict(metadata, **{f"k{size - 1}": -1})
+    made("m", 1.0, changed)
+    reordered = dict(reversed(list(metadata.items())))
+    made("m", 1.0, reordered)
+    longer = dict(metadata, extra=0)
+    made("m", 1.0, longer)
+    made("m", 1.0, longer)
+    first, second, third, fourth, fifth, sixth = (e[4] for e in pop_events(buffer))
+    assert second is first and first == metadata
+    assert third is not first and third == changed
+    if size > 1:
+        assert fourth is not third and list(fourth) == list(reordered)
+    assert fifth is not fourth and fifth == longer and sixth is fifth
+
+
 @pytest.mark.parametrize("old", TRICKY)
 @pytest.mark.parametrize("new", TRICKY)
 def test_a_value_equal_in_python_but_not_in_json_is_a_change(old: Any, new: Any) -> None:

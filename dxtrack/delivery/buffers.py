@@ -13,14 +13,20 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
 from dxtrack.counters import Counters
+from dxtrack.environment_variables import compiled_allowed
 from dxtrack.events import EVENT_WIDTH, METRIC, Event, FlatBuffer, iter_events, new_buffer
 from dxtrack.log import LogOnce
 from dxtrack.records import RecordBuilder
 from dxtrack.shaping import SAMPLED
+
+try:  # the compiled writer's counter, when it was built at install
+    from dxtrack._build import Sequence as CompiledSequence
+except ImportError:  # pragma: no cover - itertools.count then
+    CompiledSequence = None  # type: ignore[assignment,misc]
 
 STALE_EVENT_SECONDS: Final = 0.5
 """Captured events older than this are built at the builder's next look, however few they are
@@ -62,7 +68,7 @@ class Buffers:
         self.drain_lock = threading.Lock()
         self.orphans = list(orphans)
         self.built: deque[Line] = deque()
-        self._seq = itertools.count(1)
+        self._seq = new_sequence()
         self.draining = 0
         """Above 0 while lines taken out of the buffers are not yet queued anywhere."""
         self._anchors: list[bytes] = []
@@ -167,8 +173,16 @@ class Buffers:
         self.drain_lock = threading.Lock()
         self.orphans = []
         self.built = deque()
-        self._seq = itertools.count(1)
+        self._seq = new_sequence()
         self.draining = 0
+
+
+def new_sequence() -> Iterator[int]:
+    """The producer's ``seq`` numbers from 1, as ``itertools.count``: compiled when the writer
+    is, which then numbers its lines without making an int for each."""
+    if CompiledSequence is not None and compiled_allowed():
+        return CompiledSequence(1)
+    return itertools.count(1)
 
 
 def by_kind(lines: Iterable[Line]) -> Batch:
