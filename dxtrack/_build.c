@@ -49,11 +49,14 @@ typedef struct {
     uint64_t random_state;
     Py_ssize_t sampled_out; /* metric events left out since take_sampled_out() */
     /* error lines (take_errors()): the template of error_lines.ErrorLines, and its dict of the
-     * JSON of each error seen, (type, text, frames_key) -> (frames, exception JSON) */
+     * JSON of each error seen, (type, text, frames_key) -> (frames, exception JSON,
+     * fingerprint) */
     PyObject *error_kind; /* the event kind of errors ("error"), or NULL: the fallback's */
     PyObject *error_parts[4]; /* bytes around exception, metadata, seq and timestamp */
     PyObject *error_kept;
     PyObject *error_prepare; /* called before a build's first error: forgets stale JSON */
+    PyObject *error_admit;   /* admit(fingerprint, event) -> bool (sampling and the rate
+                              * limit; it counts what it leaves out), or NULL: every error */
 } MetricWriter;
 
 /* xorshift64*: the draw of metric sampling (not for secrets; fast and well spread). */
@@ -396,9 +399,9 @@ error_writable(MetricWriter *self, PyObject **event)
 static int frames_equal(PyObject *a, PyObject *b);
 static PyObject *frames_hash(PyObject *frames);
 
-/* The JSON of ``"exception"`` and ``"fingerprint"`` of an error event when ErrorLines has made
- * it for the same type, text and frames (a borrowed reference), else NULL with no error set:
- * the fallback makes it, and keeps it for the next occurrences. */
+/* ``(frames, JSON of "exception" and "fingerprint", fingerprint)`` of an error event when
+ * ErrorLines has made it for the same type, text and frames (a borrowed reference), else NULL
+ * with no error set: the fallback makes it, and keeps it for the next occurrences. */
 static PyObject *
 known_exception(MetricWriter *self, PyObject **event)
 {
@@ -407,13 +410,14 @@ known_exception(MetricWriter *self, PyObject **event)
     Py_XDECREF(hash);
     PyObject *found = key == NULL ? NULL : PyDict_GetItemWithError(self->error_kept, key);
     Py_XDECREF(key);
-    if (found == NULL || !PyTuple_CheckExact(found) || PyTuple_GET_SIZE(found) != 2
+    if (found == NULL || !PyTuple_CheckExact(found) || PyTuple_GET_SIZE(found) != 3
         || !PyBytes_CheckExact(PyTuple_GET_ITEM(found, 1))
+        || !PyUnicode_CheckExact(PyTuple_GET_ITEM(found, 2))
         || frames_equal(PyTuple_GET_ITEM(found, 0), event[4]) != 1) {
         PyErr_Clear();
         return NULL;
     }
-    return PyTuple_GET_ITEM(found, 1);
+    return found;
 }
 
 /* The line of one error event whose exception JSON is known, or NULL (no error set). */
@@ -526,6 +530,27 @@ static PyTypeObject SequenceType = {
     .tp_iternext = (iternextfunc)sequence_iternext,
 };
 
+/* Whether sampling and the rate limit give an error event whose fingerprint is known a record:
+ * 1 or 0 (admit() counted it), or -1 (no error set) when admit() failed. */
+static int
+admit_error(MetricWriter *self, PyObject **event, PyObject *fingerprint)
+{
+    PyObject *tuple = PyTuple_New(6);
+    if (tuple == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    for (int j = 0; j < 6; j++) {
+        PyTuple_SET_ITEM(tuple, j, Py_NewRef(event[j]));
+    }
+    PyObject *verdict = PyObject_CallFunctionObjArgs(self->error_admit, fingerprint, tuple, NULL);
+    Py_DECREF(tuple);
+    int admitted = verdict == NULL ? -1 : PyObject_IsTrue(verdict);
+    Py_XDECREF(verdict);
+    PyErr_Clear();
+    return admitted;
+}
+
 /* ---- build() ------------------------------------------------------------------------------ */
 
 PyDoc_STRVAR(build_doc,
@@ -599,8 +624,24 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
         }
         /* an error whose JSON ErrorLines made before (a new reference: the fallback may change
          * the dict that holds it) */
-        PyObject *exception = error && *errors_ready > 0
+        PyObject *known = error && *errors_ready > 0
             ? Py_XNewRef(known_exception(self, event)) : NULL;
+        PyObject *exception = known == NULL ? NULL : PyTuple_GET_ITEM(known, 1);
+        if (known != NULL && self->error_admit != NULL) {
+            int admitted = admit_error(self, event, PyTuple_GET_ITEM(known, 2));
+            if (admitted == 0) {  /* left out (and counted) by sampling or the rate limit */
+                Py_DECREF(known);
+                number += 1;
+                for (int j = 0; j < 6; j++) {
+                    Py_CLEAR(event[j]);
+                }
+                continue;
+            }
+            if (admitted < 0) {  /* admit() failed: the fallback decides, as without a writer */
+                Py_CLEAR(known);
+                exception = NULL;
+            }
+        }
         int takes = metric || exception != NULL;
         PyObject *seq_object = NULL;
         long long seq = -1;
@@ -624,7 +665,7 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
             }
             number += 1;
         }
-        Py_XDECREF(exception);
+        Py_XDECREF(known);
         if (line != NULL && error) {
             pair = PyTuple_Pack(2, self->error_kind, line);
             Py_SETREF(line, NULL);
@@ -1041,6 +1082,7 @@ writer_traverse(MetricWriter *self, visitproc visit, void *arg)
     }
     Py_VISIT(self->error_kept);
     Py_VISIT(self->error_prepare);
+    Py_VISIT(self->error_admit);
     return 0;
 }
 
@@ -1067,6 +1109,7 @@ writer_clear(MetricWriter *self)
     }
     Py_CLEAR(self->error_kept);
     Py_CLEAR(self->error_prepare);
+    Py_CLEAR(self->error_admit);
     return 0;
 }
 
@@ -1091,22 +1134,23 @@ writer_take_sampled_out(MetricWriter *self, PyObject *unused)
 }
 
 PyDoc_STRVAR(take_errors_doc,
-"take_errors(kind, parts, kept, prepare)\n--\n\n"
+"take_errors(kind, parts, kept, prepare, admit=None)\n--\n\n"
 "Write error lines too: those of events of ``kind`` whose exception JSON is in ``kept``\n"
 "(``error_lines.ErrorLines``'s dict), around the 4 bytes ``parts`` of its template, once\n"
-"``prepare()`` was called in the build (it forgets JSON gone stale). For a configuration\n"
-"without error sampling or rate limit: the writer applies neither.");
+"``prepare()`` was called in the build (it forgets JSON gone stale). ``admit(fingerprint,\n"
+"event)`` applies error sampling and the rate limit (it counts what it leaves out): an event\n"
+"it refuses gets no line and no seq. None: every error gets a line.");
 
 static PyObject *
 writer_take_errors(MetricWriter *self, PyObject *args)
 {
-    PyObject *kind, *parts, *kept, *prepare;
-    if (!PyArg_ParseTuple(args, "UO!O!O:take_errors", &kind, &PyTuple_Type, &parts,
-                          &PyDict_Type, &kept, &prepare)) {
+    PyObject *kind, *parts, *kept, *prepare, *admit = Py_None;
+    if (!PyArg_ParseTuple(args, "UO!O!O|O:take_errors", &kind, &PyTuple_Type, &parts,
+                          &PyDict_Type, &kept, &prepare, &admit)) {
         return NULL;
     }
-    if (!PyCallable_Check(prepare)) {
-        PyErr_SetString(PyExc_TypeError, "prepare must be callable");
+    if (!PyCallable_Check(prepare) || (admit != Py_None && !PyCallable_Check(admit))) {
+        PyErr_SetString(PyExc_TypeError, "prepare and admit must be callable");
         return NULL;
     }
     if (!check_parts(parts, 4)) {
@@ -1117,6 +1161,7 @@ writer_take_errors(MetricWriter *self, PyObject *args)
     }
     Py_XSETREF(self->error_kept, Py_NewRef(kept));
     Py_XSETREF(self->error_prepare, Py_NewRef(prepare));
+    Py_XSETREF(self->error_admit, admit == Py_None ? NULL : Py_NewRef(admit));
     Py_XSETREF(self->error_kind, Py_NewRef(kind));
     Py_RETURN_NONE;
 }

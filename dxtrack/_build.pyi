@@ -36,8 +36,9 @@ class MetricWriter:
         self,
         kind: str,
         parts: tuple[bytes, bytes, bytes, bytes],
-        kept: dict[tuple[Any, str, int], tuple[tuple[Any, ...], bytes]],
+        kept: dict[tuple[Any, str, int], tuple[tuple[Any, ...], bytes, str]],
         prepare: Callable[[], object],
+        admit: Callable[[str, tuple[Any, ...]], bool] | None = None,
     ) -> None: ...
 
 def frames_key(frames: tuple[Any, ...]) -> int: ...

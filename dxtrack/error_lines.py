@@ -56,7 +56,7 @@ class ErrorLines:
         self._defaults = defaults
         self._defaults_json = nested_json(defaults)
         self._max_line_bytes = max_line_bytes
-        self._kept: dict[tuple[Any, str, int], tuple[tracebacks.Frames, bytes]] = {}
+        self._kept: dict[tuple[Any, str, int], tuple[tracebacks.Frames, bytes, str]] = {}
         self._generation = tracebacks.generation
         # the compiled writer looks errors up with its own key: the same function makes them
         self._frames_key = frames_key or tracebacks.frames_key
@@ -100,8 +100,9 @@ class ErrorLines:
         return self._head, self._host, self._ids, self._stage
 
     @property
-    def kept(self) -> dict[tuple[Any, str, int], tuple[tracebacks.Frames, bytes]]:
-        """The JSON of each error seen: ``(type, text, frames_key) -> (frames, JSON)``."""
+    def kept(self) -> dict[tuple[Any, str, int], tuple[tracebacks.Frames, bytes, str]]:
+        """The JSON of each error seen: ``(type, text, frames_key) -> (frames, JSON,
+        fingerprint)``."""
         return self._kept
 
     def forget_stale(self) -> None:
@@ -129,6 +130,7 @@ class ErrorLines:
             )
             if len(self._kept) >= MAX_KEPT:
                 self._kept.clear()
-            found = (trace, b'%s,"fingerprint":%s' % (exception, orjson.dumps(fingerprint)))
+            json = b'%s,"fingerprint":%s' % (exception, orjson.dumps(fingerprint))
+            found = (trace, json, fingerprint)
             self._kept[key] = found
         return found[1]

@@ -192,11 +192,18 @@ class RecordBuilder:
 
     def _admitted(self, event: Event) -> bool:
         """Whether an error event gets a record now (sampling, then the rate limit)."""
+        return self.admit_error(None, event, known=False)
+
+    def admit_error(self, fingerprint: str | None, event: Event, known: bool = True) -> bool:
+        """Whether an error event with this fingerprint gets a record now (sampling, then the
+        rate limit); what they leave out is counted. The compiled writer's ``admit``, for the
+        errors whose fingerprint it knows."""
         if self._error_sampler is not None and not self._error_sampler.keep():
             self.omit(SAMPLED, 1)
             return False
         if self.limiter is not None:
-            fingerprint = self._fingerprint(event)
+            if not known:
+                fingerprint = self._fingerprint(event)
             verdict = RECORD if fingerprint is None else self.limiter.admit(fingerprint, event)
             if verdict == HELD:
                 self.omit(RATE_LIMITED, 1)
@@ -373,10 +380,14 @@ class RecordBuilder:
             known_keys=None if scrubber is None else scrubber.known,
             seed=int.from_bytes(os.urandom(8), "little"),
         )
-        if self._error_sampler is None and self.limiter is None:  # it applies neither
-            writer.take_errors(
-                ERROR, self._error_lines.template, self._error_lines.kept, self.check_sources_now
-            )
+        shaped = self._error_sampler is not None or self.limiter is not None
+        writer.take_errors(
+            ERROR,
+            self._error_lines.template,
+            self._error_lines.kept,
+            self.check_sources_now,
+            self.admit_error if shaped else None,
+        )
         return writer
 
     def _shortened(self, record: dict[str, Any]) -> bytes:

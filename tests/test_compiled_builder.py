@@ -6,7 +6,7 @@ import itertools
 import math
 import subprocess
 import sys
-from collections import deque
+from collections import Counter, deque
 from typing import Any
 
 import orjson
@@ -359,3 +359,85 @@ def test_compiled_packing_takes_any_limit_the_reference_takes() -> None:
     for limit in (-1, 0, 1, 5, 2**62, 2**64, 2**200):
         reference = [(b"".join(lines[a:b]), b - a) for a, b in packing._groups(lines, limit)]
         assert _build.join_groups(lines, limit) == reference, limit
+
+
+def storm(n: int) -> list[tuple[Any, ...]]:
+    """The same two errors raised again and again within a minute, between metrics."""
+    events: list[tuple[Any, ...]] = []
+    for i in range(n):
+        try:
+            if i % 4 == 3:
+                raise KeyError("other")
+            raise ValueError("again")
+        except (KeyError, ValueError) as exc:
+            trace = tracebacks.capture(exc, exc.__traceback__)
+            events.append((ERROR, 1.7e9 + i / 100, type(exc), str(exc), trace, {"i": i % 2}))
+        events.append((METRIC, 1.7e9 + i / 100, "m", float(i), None, None))
+    return events
+
+
+def shaped_build(
+    b: RecordBuilder, events: list[tuple[Any, ...]], compiled: bool
+) -> tuple[list[tuple[str, bytes]], Counter[str], int]:
+    """The lines (by seq), what was left out by reason, and how many events the fallback got."""
+    omitted: Counter[str] = Counter()
+    b.omit = lambda reason, n: omitted.update({reason: n})
+    if not compiled:
+        lines, failures = b.build_many(events, itertools.count(1).__next__)
+        assert not failures
+        return lines, omitted, len(events)
+    fallback_calls = [0]
+
+    def fallback(*args: Any) -> Any:
+        fallback_calls[0] += 1
+        return b.build(*args)
+
+    writer = b.make_writer()
+    buffer = _hotpath.EventBuffer()
+    for event in events:
+        buffer.extend(event)
+    metrics: list[bytes] = []
+    others: list[tuple[str, bytes]] = []
+    failures: list[Exception] = []
+    writer.build(buffer, len(events), _build.Sequence(1), fallback, metrics, others, failures)
+    assert not failures
+    return by_seq([(METRIC, line) for line in metrics] + others), omitted, fallback_calls[0]
+
+
+def test_rate_limited_errors_are_written_by_the_compiled_writer_as_the_reference_does() -> None:
+    """With the default rate limit on, an error seen before is admitted and written by the
+    compiled writer (no call into the Python builder): the same lines and seqs, the same
+    occurrences held back, and the same summaries, as the pure-Python builder gives."""
+    from dxtrack.shaping import Shaping
+
+    def limited() -> RecordBuilder:
+        return builder({"d": 1}, shaping=Shaping(error_rate_limit=5))
+
+    events = storm(400)
+    compiled_builder, reference_builder = limited(), limited()
+    compiled, compiled_omitted, fallback_calls = shaped_build(compiled_builder, events, True)
+    reference, reference_omitted, _ = shaped_build(reference_builder, events, False)
+    assert compiled == reference
+    assert sum(1 for kind, _ in compiled if kind == ERROR) == 10  # 5 of each error
+    assert compiled_omitted == reference_omitted == {"rate_limited": 400 - 10 - 2}
+    assert fallback_calls == 2, "only each error's first occurrence goes to the Python builder"
+    summaries = [
+        b.summaries(itertools.count(10_000).__next__, 1.7e9 + 400, everything=True)[0]
+        for b in (compiled_builder, reference_builder)
+    ]
+    assert summaries[0] == summaries[1]
+    assert sorted(orjson.loads(line)["suppressed"] for _, line in summaries[0]) == [94, 294]
+
+
+def test_sampled_errors_written_by_the_compiled_writer_are_counted_and_marked() -> None:
+    from dxtrack.shaping import Shaping
+
+    b = builder(shaping=Shaping(error_sample_rate=0.5, error_rate_limit=None))
+    events = [event for event in storm(2_000) if event[0] == ERROR]
+    lines, omitted, fallback_calls = shaped_build(b, events, True)
+    assert 800 < len(lines) < 1_200
+    assert omitted == {"sampled": 2_000 - len(lines)}
+    assert fallback_calls < 10
+    records = [orjson.loads(line) for _, line in lines]
+    assert [r["seq"] for r in records] == list(range(1, len(lines) + 1))
+    assert all(r["sample_rate"] == 0.5 and r["suppressed"] == 0 for r in records)
