@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,15 +122,16 @@ def test_an_error_line_past_the_limit_is_shortened_as_the_reference_does() -> No
     assert fallback_kinds == [ERROR] * 3  # too long: each goes back to the fallback
 
 
-@pytest.mark.parametrize(
-    "shaping", [Shaping(error_rate_limit=100), Shaping(error_sample_rate=0.5)], ids=str
-)
-def test_with_a_rate_limit_or_sampling_errors_stay_with_the_python_builder(
-    shaping: Shaping,
-) -> None:
-    events = [error_event("boom", None, 1.7e9 + i) for i in range(20)]
-    _, fallback_kinds = written(builder(shaping=shaping), events)
-    assert fallback_kinds == [ERROR] * 20
+def test_with_a_rate_limit_an_error_seen_before_is_still_written_in_c() -> None:
+    """The rate limit (on by default) admits each occurrence through the builder's limiter,
+    but the line of an error seen before is written in C: only the first goes to the fallback."""
+    shaping = Shaping(error_rate_limit=100)
+    events = [error_event("boom", {"i": i}, 1.7e9 + i) for i in range(20)]
+    lines, fallback_kinds = written(builder(shaping=shaping), events)
+    expected, failures = builder(shaping=shaping).build_many(events, itertools.count(1).__next__)
+    assert failures == []
+    assert lines == [line for _, line in expected]
+    assert fallback_kinds == [ERROR]
 
 
 def test_an_error_from_a_source_file_that_changed_shows_the_new_line(tmp_path: Path) -> None:
