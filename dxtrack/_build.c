@@ -531,7 +531,9 @@ static PyTypeObject SequenceType = {
 };
 
 /* Whether sampling and the rate limit give an error event whose fingerprint is known a record:
- * 1 or 0 (admit() counted it), or -1 (no error set) when admit() failed. */
+ * 1 or 0 (admit() counted it), -1 (no error set) when admit() failed, or -2 with the error still
+ * set when what it raised is no Exception (KeyboardInterrupt...): the event's failure then, as
+ * the fallback's are, not a second admit() through the fallback. */
 static int
 admit_error(MetricWriter *self, PyObject **event, PyObject *fingerprint)
 {
@@ -547,6 +549,9 @@ admit_error(MetricWriter *self, PyObject **event, PyObject *fingerprint)
     Py_DECREF(tuple);
     int admitted = verdict == NULL ? -1 : PyObject_IsTrue(verdict);
     Py_XDECREF(verdict);
+    if (admitted < 0 && PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
+        return -2;
+    }
     PyErr_Clear();
     return admitted;
 }
@@ -635,6 +640,20 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
                 for (int j = 0; j < 6; j++) {
                     Py_CLEAR(event[j]);
                 }
+                continue;
+            }
+            if (admitted < -1) {  /* KeyboardInterrupt...: this event's failure, as from the
+                                    * fallback (admit() may have counted it already) */
+                Py_DECREF(known);
+                number += 1;
+                for (int j = 0; j < 6; j++) {
+                    Py_CLEAR(event[j]);
+                }
+                PyObject *failure = take_error();
+                if (failure == NULL || PyList_Append(failures, failure) < 0) {
+                    ok = 0;
+                }
+                Py_XDECREF(failure);
                 continue;
             }
             if (admitted < 0) {  /* admit() failed: the fallback decides, as without a writer */

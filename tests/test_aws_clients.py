@@ -135,3 +135,140 @@ def test_a_forked_child_shares_nothing_with_its_parent(moto_server: str) -> None
     assert answer == b"fresh"
     assert parent._shared is not None and parent._shared.users == 1
     parent.close()
+
+
+FORK_FIRST = """
+import os, select, sys, threading
+assert "dxtrack.sinks.aws_clients" not in sys.modules
+from dxtrack.config import build_config
+config = build_config(context="c", stage="prod")
+made = {}
+
+def early_child_handler():  # registered before aws_clients' own, so it runs first in a child
+    from dxtrack.sinks.firehose import FirehoseSink
+    made["child"] = FirehoseSink("s", "metric", config)
+
+os.register_at_fork(after_in_child=early_child_handler)
+from dxtrack.sinks import aws_clients
+from dxtrack.sinks.firehose import FirehoseSink
+parent = FirehoseSink("s", "metric", config)
+parent.start()
+read, write = os.pipe()
+aws_clients._lock.acquire()  # as if another thread were making a sink at the fork
+pid = os.fork()
+if pid == 0:
+    child = made["child"]
+    later = FirehoseSink("s", "metric", config)
+    fresh = child._shared is not parent._shared and not child._shared.started
+    fresh = fresh and later._shared is child._shared and child._shared.users == 2
+    os.write(write, b"fresh" if fresh else b"shared")
+    os._exit(0)
+aws_clients._lock.release()
+ready, _, _ = select.select([read], [], [], 60)
+print(os.read(read, 16).decode() if ready else "hung")
+os.kill(pid, 9) if not ready else os.waitpid(pid, 0)
+"""
+
+
+def test_a_child_whose_fork_handlers_make_sinks_first_gets_a_fresh_client(
+    moto_server: str,
+) -> None:
+    """dxtrack's own child handler remakes its sinks before this module's handler runs when
+    the first configure() had no Firehose: the child must neither share its parent's client
+    (and its sockets) nor wait for a lock another thread held at the fork."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", FORK_FIRST], capture_output=True, text=True, timeout=120
+    )
+    assert run.stdout.strip() == "fresh", run.stderr
+
+
+def test_rotated_credentials_in_the_shared_file_are_read_by_the_next_sink(
+    moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """While a sink keeps the shared client open, a key rotated in the credentials file is a
+    different setting: the next configuration signs with the new key."""
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    credentials = tmp_path / "credentials"
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    config = build_config(context="c", stage="prod")
+    credentials.write_text("[default]\naws_access_key_id = AKIAOLD\naws_secret_access_key = x\n")
+    old = FirehoseSink("s", "metric", config)
+    old.start()
+    credentials.write_text("[default]\naws_access_key_id = AKIANEW\naws_secret_access_key = yy\n")
+    new = FirehoseSink("s", "metric", config)
+    try:
+        signed_with = [s._get_client()[0]._request_signer._credentials for s in (old, new)]
+        assert [c.access_key for c in signed_with] == ["AKIAOLD", "AKIANEW"]
+    finally:
+        old.close()
+        new.close()
+
+
+def test_the_settings_key_survives_another_thread_changing_the_environment(
+    moto_server: str,
+) -> None:
+    import sys
+
+    config = build_config(context="c", stage="prod")
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            os.environ["DXTRACK_TEST_CHURN"] = "1"
+            os.environ.pop("DXTRACK_TEST_CHURN", None)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    thread = threading.Thread(target=churn)
+    thread.start()
+    raised: list[Exception] = []
+    try:
+        for _ in range(20_000):
+            try:
+                aws_clients.settings_key(config)
+            except Exception as exc:
+                raised.append(exc)
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+    assert raised == []
+
+
+def test_a_sink_collected_without_close_gives_back_its_client(moto_server: str) -> None:
+    """A configure() that fails after making some sinks never closes them: collecting them
+    must release the shared client, else it stays shared, stale settings and all."""
+    import gc
+
+    config = build_config(context="c", stage="prod")
+    key = aws_clients.settings_key(config)
+    sink = FirehoseSink("s", "metric", config)
+    shared = sink._shared
+    assert shared is not None and aws_clients._shared[key] is shared
+    del sink
+    gc.collect()
+    assert key not in aws_clients._shared and shared.users == 0
+
+
+def test_a_closed_client_is_never_made_again(moto_server: str) -> None:
+    """A sender that read the shared client before the last close must not make a client
+    nobody would ever close: the send is retried (and spooled) instead."""
+    from dxtrack.sinks.base import RetryableSendError
+
+    config = build_config(context="c", stage="prod")
+    sink = FirehoseSink("s", "metric", config)
+    shared = sink._shared
+    assert shared is not None
+    shared.client()
+    sink.close()
+    sink.close()  # twice: released once
+    assert shared.users == 0 and not shared.started
+    with pytest.raises(aws_clients.ClientClosed):
+        shared.client()
+    assert not shared.started
+    with pytest.raises(RetryableSendError, match="closed"):
+        sink.send([b"{}\n"])

@@ -441,3 +441,40 @@ def test_sampled_errors_written_by_the_compiled_writer_are_counted_and_marked() 
     records = [orjson.loads(line) for _, line in lines]
     assert [r["seq"] for r in records] == list(range(1, len(lines) + 1))
     assert all(r["sample_rate"] == 0.5 and r["suppressed"] == 0 for r in records)
+
+
+def test_an_interrupt_in_admit_is_the_events_failure_and_not_admitted_again() -> None:
+    """A KeyboardInterrupt (no Exception) from the rate limit is reported as that event's
+    failure, as the fallback's are: not swallowed, and not admitted a second time through the
+    fallback."""
+    from dxtrack.shaping import Shaping
+
+    b = builder(shaping=Shaping(error_rate_limit=5))
+    admit = b.admit_error
+    calls = [0]
+
+    def interrupted(*args: Any, **kwargs: Any) -> bool:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise KeyboardInterrupt
+        return admit(*args, **kwargs)
+
+    b.admit_error = interrupted  # type: ignore[method-assign]
+    events = [event for event in storm(8) if event[0] == ERROR and event[2] is ValueError]
+    fallback_events: list[Any] = []
+
+    def fallback(event: Any, *args: Any) -> Any:
+        fallback_events.append(event)
+        return b.build(event, *args)
+
+    writer = b.make_writer()
+    buffer = _hotpath.EventBuffer()
+    for event in events:
+        buffer.extend(event)
+    others: list[tuple[str, bytes]] = []
+    failures: list[BaseException] = []
+    writer.build(buffer, len(events), _build.Sequence(1), fallback, [], others, failures)
+    assert [type(f) for f in failures] == [KeyboardInterrupt]
+    assert len(fallback_events) == 1, "only the first occurrence; none after the interrupt"
+    assert len(others) == len(events) - 1
+    assert [orjson.loads(line)["seq"] for _, line in others] == list(range(1, len(events)))

@@ -9,8 +9,10 @@ connections. Once the last sink with those settings closes, so does the client: 
 ``configure()`` reads the AWS configuration afresh.
 
 The settings are the configuration's credentials, profile and region, every ``AWS_*``
-environment variable, and whether moto's in-process mock is active; they are kept only as a
-digest. A forked child shares nothing with its parent.
+environment variable, the AWS config and credentials files (by size and modification time, so
+that rotated keys are read by the next ``configure()``), and whether moto's in-process mock is
+active; they are kept only as a digest. A forked child shares nothing with its parent, even
+when its own fork handlers run before this module's.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ def moto_mock_active() -> bool:
     return bool(getattr(getattr(models, "MockAWS", None), "_mocks_active", False))
 
 
+class ClientClosed(Exception):
+    """The shared client was closed: its last sink stopped using it."""
+
+
 class SharedClient:
     """A session, and the Firehose client made from it on first use, with a count of the sinks
     that use them."""
@@ -65,6 +71,7 @@ class SharedClient:
         self.body = threading.local()
         """Each sender thread's request body, handed to botocore by ``_swap_body``."""
         self._client: Any = None
+        self._closed = False
         self._lock = threading.Lock()
 
     def _endpoint(self) -> str:
@@ -88,8 +95,11 @@ class SharedClient:
             )
 
     def client(self) -> Any:
-        """The Firehose client, made on the first call (raises what boto3 raises)."""
+        """The Firehose client, made on the first call (raises what boto3 raises, and
+        ``ClientClosed`` once closed)."""
         with self._lock:
+            if self._closed:
+                raise ClientClosed(self.key)
             if self._client is None:
                 self._client = self._make_client()
             return self._client
@@ -112,7 +122,7 @@ class SharedClient:
                 retries={"mode": "standard", "total_max_attempts": 1},
                 connect_timeout=5,
                 read_timeout=15,
-                max_pool_connections=4,
+                max_pool_connections=MAX_CONNECTIONS,
             ),
         )
         # First, so that every other handler (and any retry) sees the body that is sent.
@@ -130,24 +140,53 @@ class SharedClient:
         """Close the client's HTTP connections."""
         with self._lock:
             client, self._client = self._client, None
+            self._closed = True
         if client is not None:
             with contextlib.suppress(Exception):  # sockets of a client nobody uses
                 client.close()
 
 
+MAX_CONNECTIONS = 10
+"""Kept-alive connections of one shared client: two calls in flight for each stream, for the
+configuration and the one it replaces while that delivers what it had left."""
+
 _lock = threading.Lock()
 _shared: dict[str, SharedClient] = {}
+_owner = os.getpid()
+
+
+def _registry() -> tuple[threading.Lock, dict[str, SharedClient]]:
+    """The lock and the clients of this process: a forked child's own, though another fork
+    handler (dxtrack's child handler remaking its sinks) ran before this module's."""
+    _after_fork_in_child()
+    return _lock, _shared
+
+
+def _file_stamp(variable: str, default: str) -> str:
+    path = os.path.expanduser(os.environ.get(variable) or default)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return f"{path}:-"
+    return f"{path}:{stat.st_mtime_ns}:{stat.st_size}:{stat.st_ino}"
 
 
 def settings_key(config: Config) -> str:
     """A digest of everything that decides the session, the region and the endpoint."""
+    environment = []
+    for name in list(os.environ):  # another thread may change the environment meanwhile
+        value = os.environ.get(name) if name.startswith("AWS_") else None
+        if value is not None:
+            environment.append(f"{name}={value}")
     parts = [
         config.aws_access_key_id or "",
         config.aws_secret_access_key or "",
         config.profile_name or "",
         config.region_name or "",
         str(moto_mock_active()),
-        *sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("AWS_")),
+        _file_stamp("AWS_CONFIG_FILE", "~/.aws/config"),
+        _file_stamp("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+        *sorted(environment),
     ]
     return xxhash.xxh3_128_hexdigest("\0".join(parts).encode())
 
@@ -155,28 +194,36 @@ def settings_key(config: Config) -> str:
 def acquire(config: Config) -> SharedClient:
     """The shared client for ``config``'s settings, counted as used until ``release``."""
     key = settings_key(config)
-    with _lock:
-        shared = _shared.get(key)
-        if shared is None:
-            shared = _shared[key] = SharedClient(key, config)
+    lock, shared_clients = _registry()
+    with lock:
+        shared = shared_clients.get(key)
+        if shared is not None:
+            shared.users += 1
+            return shared
+    made = SharedClient(key, config)  # a boto3 session: not while holding the lock
+    lock, shared_clients = _registry()
+    with lock:
+        shared = shared_clients.setdefault(key, made)
         shared.users += 1
         return shared
 
 
 def release(shared: SharedClient) -> None:
     """One user fewer; the last one closes the client."""
-    with _lock:
+    lock, shared_clients = _registry()
+    with lock:
         shared.users -= 1
         if shared.users > 0:
             return
-        if _shared.get(shared.key) is shared:
-            del _shared[shared.key]
+        if shared_clients.get(shared.key) is shared:
+            del shared_clients[shared.key]
     shared.close()
 
 
-def _forget_after_fork() -> None:
-    global _lock, _shared
-    _lock, _shared = threading.Lock(), {}
+def _after_fork_in_child() -> None:
+    global _lock, _shared, _owner
+    if _owner != os.getpid():  # once per child, whichever of its callers comes first
+        _lock, _shared, _owner = threading.Lock(), {}, os.getpid()
 
 
-os.register_at_fork(after_in_child=_forget_after_fork)
+os.register_at_fork(after_in_child=_after_fork_in_child)

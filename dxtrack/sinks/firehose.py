@@ -9,6 +9,7 @@ or moto's in-process ``mock_aws`` need no test-only code here.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,6 +88,10 @@ class FirehoseSink:
         import encodings.idna  # noqa: F401  (urllib3 imports it lazily, on a first connection)
 
         self._shared: SharedClient | None = aws_clients.acquire(config)
+        # released by close(), or when the sink is collected unclosed (a configure() that
+        # failed after making it): else the client would stay shared, settings and all, for good
+        self._release = weakref.finalize(self, aws_clients.release, self._shared)
+        self._release.atexit = False
         self._region = self._shared.region
         self.destination = destination(config.stage, kind, self._region, self._shared.endpoint)
 
@@ -106,6 +111,8 @@ class FirehoseSink:
             raise RetryableSendError(f"{self.name}: closed")
         try:
             return shared.client(), shared
+        except aws_clients.ClientClosed:
+            raise RetryableSendError(f"{self.name}: closed") from None
         except LookupError as exc:
             raise PermanentSendError(
                 f"{self.name}: AWS profile {self._config.profile_name!r} not found "
@@ -155,6 +162,5 @@ class FirehoseSink:
 
     def close(self) -> None:
         """Stop using the shared client (the last sink to stop closes its connections)."""
-        shared, self._shared = self._shared, None
-        if shared is not None:
-            aws_clients.release(shared)
+        self._shared = None
+        self._release()  # once only, however often it is called
