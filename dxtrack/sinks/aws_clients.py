@@ -173,11 +173,8 @@ def _file_stamp(variable: str, default: str) -> str:
 
 def settings_key(config: Config) -> str:
     """A digest of everything that decides the session, the region and the endpoint."""
-    environment = []
-    for name in list(os.environ):  # another thread may change the environment meanwhile
-        value = os.environ.get(name) if name.startswith("AWS_") else None
-        if value is not None:
-            environment.append(f"{name}={value}")
+    # a copy of the names, and get(): another thread may change the environment meanwhile
+    names = sorted(name for name in list(os.environ) if name.startswith("AWS_"))
     parts = [
         config.aws_access_key_id or "",
         config.aws_secret_access_key or "",
@@ -186,7 +183,7 @@ def settings_key(config: Config) -> str:
         str(moto_mock_active()),
         _file_stamp("AWS_CONFIG_FILE", "~/.aws/config"),
         _file_stamp("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
-        *sorted(environment),
+        *(f"{name}={os.environ.get(name, '')}" for name in names),
     ]
     return xxhash.xxh3_128_hexdigest("\0".join(parts).encode())
 
