@@ -272,3 +272,94 @@ def test_a_closed_client_is_never_made_again(moto_server: str) -> None:
     assert not shared.started
     with pytest.raises(RetryableSendError, match="closed"):
         sink.send([b"{}\n"])
+
+
+def test_a_rotation_in_place_is_seen_through_a_variable_in_the_path(
+    moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """A rotation that keeps the file's size and modification time (``cp -p``, ``rsync -a``,
+    coarse timestamps), in a file named through ``$VAR`` as botocore expands it."""
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("DXTRACK_TEST_CREDENTIALS_DIR", str(tmp_path))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "$DXTRACK_TEST_CREDENTIALS_DIR/credentials")
+    credentials = tmp_path / "credentials"
+    config = build_config(context="c", stage="prod")
+    credentials.write_text("[default]\naws_access_key_id = AKIAOLD1\naws_secret_access_key = x\n")
+    old = FirehoseSink("s", "metric", config)
+    old.start()
+    before = credentials.stat()
+    credentials.write_text("[default]\naws_access_key_id = AKIANEW1\naws_secret_access_key = y\n")
+    os.utime(credentials, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert credentials.stat().st_size == before.st_size
+    new = FirehoseSink("s", "metric", config)
+    try:
+        signed_with = [s._get_client()[0]._request_signer._credentials for s in (old, new)]
+        assert [c.access_key for c in signed_with] == ["AKIAOLD1", "AKIANEW1"]
+    finally:
+        old.close()
+        new.close()
+
+
+def test_a_sink_collected_while_the_client_is_made_does_not_hang_its_thread(
+    moto_server: str,
+) -> None:
+    """A collection while the client is made may run an unclosed sink's finalizer on the same
+    thread, and its release closes the client being made: no deadlock, and the client made
+    meanwhile is closed, not kept."""
+    config = build_config(context="c", stage="prod")
+    sink = FirehoseSink("s", "metric", config)
+    shared = sink._shared
+    assert shared is not None
+    make = shared._make_client
+    closed: list[Any] = []
+
+    def make_while_the_last_user_goes() -> Any:
+        sink.close()  # as the finalizer of the last unclosed sink would, on this thread
+        client = make()
+        client.close = lambda: closed.append(client)
+        return client
+
+    shared._make_client = make_while_the_last_user_goes  # type: ignore[method-assign]
+    outcome: list[BaseException | None] = []
+
+    def start() -> None:
+        try:
+            shared.client()
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=start, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the thread that made the client hung"
+    assert len(outcome) == 1 and isinstance(outcome[0], aws_clients.ClientClosed)
+    assert len(closed) == 1 and not shared.started, "the client made meanwhile was closed"
+
+
+EXIT_AFTER_TEST_STAGE = """
+import atexit, os, sys, tempfile
+def after():  # registered first: runs after every other exit hook
+    from dxtrack.sinks import aws_clients
+    print(sorted(shared.users for shared in aws_clients._shared.values()), flush=True)
+atexit.register(after)
+import dxtrack
+dxtrack.configure(context="c", stage="test", output_dir=tempfile.mkdtemp())
+dxtrack.configure(context="c", stage="prod", spool_dir=tempfile.mkdtemp())
+dxtrack.metric("m", 1)
+"""
+
+
+def test_exit_gives_back_the_client_of_a_configuration_made_after_one_without_firehose(
+    moto_server: str,
+) -> None:
+    """weakref's exit hook, registered after dxtrack's when the first configuration had no
+    Firehose, runs first and stops finalizers: close() must release the client anyway."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", EXIT_AFTER_TEST_STAGE], capture_output=True, text=True, timeout=120
+    )
+    assert run.stdout.strip().splitlines()[-1:] == ["[]"], run.stdout + run.stderr

@@ -72,7 +72,9 @@ class SharedClient:
         """Each sender thread's request body, handed to botocore by ``_swap_body``."""
         self._client: Any = None
         self._closed = False
-        self._lock = threading.Lock()
+        # re-entrant: a collection while the client is made may run the finalizer of a sink
+        # that was never closed, on this thread, and its release closes this
+        self._lock = threading.RLock()
 
     def _endpoint(self) -> str:
         """Where requests go: an endpoint from boto3's configuration (``AWS_ENDPOINT_URL``...),
@@ -101,7 +103,12 @@ class SharedClient:
             if self._closed:
                 raise ClientClosed(self.key)
             if self._client is None:
-                self._client = self._make_client()
+                client = self._make_client()
+                if self._closed:  # closed while it was made (see ``_lock``)
+                    with contextlib.suppress(Exception):
+                        client.close()
+                    raise ClientClosed(self.key)
+                self._client = client
             return self._client
 
     @property
@@ -150,12 +157,12 @@ MAX_CONNECTIONS = 10
 """Kept-alive connections of one shared client: two calls in flight for each stream, for the
 configuration and the one it replaces while that delivers what it had left."""
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant for the same reason as ``SharedClient._lock``
 _shared: dict[str, SharedClient] = {}
 _owner = os.getpid()
 
 
-def _registry() -> tuple[threading.Lock, dict[str, SharedClient]]:
+def _registry() -> tuple[threading.RLock, dict[str, SharedClient]]:
     """The lock and the clients of this process: a forked child's own, though another fork
     handler (dxtrack's child handler remaking its sinks) ran before this module's."""
     _after_fork_in_child()
@@ -163,12 +170,14 @@ def _registry() -> tuple[threading.Lock, dict[str, SharedClient]]:
 
 
 def _file_stamp(variable: str, default: str) -> str:
-    path = os.path.expanduser(os.environ.get(variable) or default)
+    """The file botocore reads (its path expanded as botocore does), as it is now: a key
+    rotated in place changes its ctime, whatever it does to the size and modification time."""
+    path = os.path.expanduser(os.path.expandvars(os.environ.get(variable) or default))
     try:
         stat = os.stat(path)
     except OSError:
         return f"{path}:-"
-    return f"{path}:{stat.st_mtime_ns}:{stat.st_size}:{stat.st_ino}"
+    return f"{path}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_size}:{stat.st_ino}"
 
 
 def settings_key(config: Config) -> str:
@@ -220,7 +229,7 @@ def release(shared: SharedClient) -> None:
 def _after_fork_in_child() -> None:
     global _lock, _shared, _owner
     if _owner != os.getpid():  # once per child, whichever of its callers comes first
-        _lock, _shared, _owner = threading.Lock(), {}, os.getpid()
+        _lock, _shared, _owner = threading.RLock(), {}, os.getpid()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -163,4 +163,10 @@ class FirehoseSink:
     def close(self) -> None:
         """Stop using the shared client (the last sink to stop closes its connections)."""
         self._shared = None
-        self._release()  # once only, however often it is called
+        # detach() and call, rather than call the finalizer: once weakref's own exit hook has
+        # run (registered after dxtrack's when the first configuration had no Firehose), a
+        # finalizer no longer calls anything
+        detached = self._release.detach()  # None once released
+        if detached is not None:
+            _, release, args, _ = detached
+            release(*args)
