@@ -137,6 +137,19 @@ def test_a_forked_child_shares_nothing_with_its_parent(moto_server: str) -> None
     parent.close()
 
 
+def credentials_in(path: Any, key: str, secret: str) -> None:
+    path.write_text(f"[default]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n")
+
+
+def signing_keys(*sinks: FirehoseSink) -> list[str]:
+    """The access key each sink's client signs with (the sinks are closed after)."""
+    try:
+        return [s._get_client()[0]._request_signer._credentials.access_key for s in sinks]
+    finally:
+        for sink in sinks:
+            sink.close()
+
+
 FORK_FIRST = """
 import os, select, sys, threading
 assert "dxtrack.sinks.aws_clients" not in sys.modules
@@ -195,17 +208,12 @@ def test_rotated_credentials_in_the_shared_file_are_read_by_the_next_sink(
     credentials = tmp_path / "credentials"
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
     config = build_config(context="c", stage="prod")
-    credentials.write_text("[default]\naws_access_key_id = AKIAOLD\naws_secret_access_key = x\n")
+    credentials_in(credentials, "AKIAOLD", "x")
     old = FirehoseSink("s", "metric", config)
     old.start()
-    credentials.write_text("[default]\naws_access_key_id = AKIANEW\naws_secret_access_key = yy\n")
+    credentials_in(credentials, "AKIANEW", "yy")
     new = FirehoseSink("s", "metric", config)
-    try:
-        signed_with = [s._get_client()[0]._request_signer._credentials for s in (old, new)]
-        assert [c.access_key for c in signed_with] == ["AKIAOLD", "AKIANEW"]
-    finally:
-        old.close()
-        new.close()
+    assert signing_keys(old, new) == ["AKIAOLD", "AKIANEW"]
 
 
 def test_the_settings_key_survives_another_thread_changing_the_environment(
@@ -285,20 +293,15 @@ def test_a_rotation_in_place_is_seen_through_a_variable_in_the_path(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "$DXTRACK_TEST_CREDENTIALS_DIR/credentials")
     credentials = tmp_path / "credentials"
     config = build_config(context="c", stage="prod")
-    credentials.write_text("[default]\naws_access_key_id = AKIAOLD1\naws_secret_access_key = x\n")
+    credentials_in(credentials, "AKIAOLD1", "x")
     old = FirehoseSink("s", "metric", config)
     old.start()
     before = credentials.stat()
-    credentials.write_text("[default]\naws_access_key_id = AKIANEW1\naws_secret_access_key = y\n")
+    credentials_in(credentials, "AKIANEW1", "y")
     os.utime(credentials, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert credentials.stat().st_size == before.st_size
     new = FirehoseSink("s", "metric", config)
-    try:
-        signed_with = [s._get_client()[0]._request_signer._credentials for s in (old, new)]
-        assert [c.access_key for c in signed_with] == ["AKIAOLD1", "AKIANEW1"]
-    finally:
-        old.close()
-        new.close()
+    assert signing_keys(old, new) == ["AKIAOLD1", "AKIANEW1"]
 
 
 def test_a_sink_collected_while_the_client_is_made_does_not_hang_its_thread(
