@@ -634,26 +634,21 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
         PyObject *exception = known == NULL ? NULL : PyTuple_GET_ITEM(known, 1);
         if (known != NULL && self->error_admit != NULL) {
             int admitted = admit_error(self, event, PyTuple_GET_ITEM(known, 2));
-            if (admitted == 0) {  /* left out (and counted) by sampling or the rate limit */
+            /* 0: left out (and counted) by sampling or the rate limit; -2: KeyboardInterrupt...,
+             * this event's failure, as from the fallback (admit() may have counted it already) */
+            if (admitted == 0 || admitted < -1) {
                 Py_DECREF(known);
                 number += 1;
                 for (int j = 0; j < 6; j++) {
                     Py_CLEAR(event[j]);
                 }
-                continue;
-            }
-            if (admitted < -1) {  /* KeyboardInterrupt...: this event's failure, as from the
-                                    * fallback (admit() may have counted it already) */
-                Py_DECREF(known);
-                number += 1;
-                for (int j = 0; j < 6; j++) {
-                    Py_CLEAR(event[j]);
+                if (admitted < -1) {
+                    PyObject *failure = take_error();
+                    if (failure == NULL || PyList_Append(failures, failure) < 0) {
+                        ok = 0;
+                    }
+                    Py_XDECREF(failure);
                 }
-                PyObject *failure = take_error();
-                if (failure == NULL || PyList_Append(failures, failure) < 0) {
-                    ok = 0;
-                }
-                Py_XDECREF(failure);
                 continue;
             }
             if (admitted < 0) {  /* admit() failed: the fallback decides, as without a writer */

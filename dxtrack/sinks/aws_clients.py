@@ -9,8 +9,8 @@ connections. Once the last sink with those settings closes, so does the client: 
 ``configure()`` reads the AWS configuration afresh.
 
 The settings are the configuration's credentials, profile and region, every ``AWS_*``
-environment variable, the AWS config and credentials files (by size and modification time, so
-that rotated keys are read by the next ``configure()``), and whether moto's in-process mock is
+environment variable, the AWS config and credentials files (by path, size and times, so that
+rotated keys are read by the next ``configure()``), and whether moto's in-process mock is
 active; they are kept only as a digest. A forked child shares nothing with its parent, even
 when its own fork handlers run before this module's.
 """
