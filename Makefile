@@ -37,25 +37,33 @@ package-check: install
 
 # checkov over the CloudFormation template, in a venv of its own (its dependencies are many and
 # pinned); --skip-download keeps it offline. A skipped check carries its reason in the template.
-infra-lint:
-	[ -x .venvs/checkov/bin/checkov ] || { python3 -m venv .venvs/checkov && \
-	  .venvs/checkov/bin/pip install -q 'checkov>=3.2,<4'; }
-	.venvs/checkov/bin/checkov -f infra/dxtrack.yaml --framework cloudformation --skip-download \
-	  --quiet --compact
+CHECKOV := .venvs/checkov/bin/checkov
+$(CHECKOV):
+	$(PYTHON) -m venv .venvs/checkov
+	.venvs/checkov/bin/pip install -q 'checkov>=3.2,<4'
 
-# Twice: with the compiled fast path of metric()/error() (as installed), then without it: all
-# but the files about delivery (outages, process deaths, compression), the command, the
-# dashboard and the cloud side, which the two paths share; then the capture and record tests
-# on the other Pythons.
+infra-lint: $(CHECKOV)
+	$(CHECKOV) -f infra/dxtrack.yaml --framework cloudformation --skip-download --quiet --compact
+
+# The package, the checks, then the tests twice: with the compiled fast path of metric()/error()
+# (as installed), then without it: all but the files about delivery (outages, process deaths,
+# compression), the command, the dashboard and the cloud side, which the two paths share; beside
+# that second pass, the capture and record tests on the other Pythons. What only downloads and
+# compiles runs meanwhile: checkov's venv from the start, the other Pythons' venvs (at a low
+# priority) once the package is built, as their editable installs write in the source tree too.
 SHARED_BY_BOTH_PATHS := tests/test_lifecycle.py tests/test_delivery_adversarial.py \
 	tests/test_firehose_delivery.py tests/test_compression.py tests/test_cli_aws.py \
 	tests/test_dashboard.py tests/test_infra.py tests/test_infra_options.py \
 	tests/test_snowflake.py
-test: lint package-check
-	$(PY) -m pytest
-	@# the other Pythons meanwhile (their installs are mostly downloads); their output follows
-	@mkdir -p .venvs; $(MAKE) --no-print-directory versions > .venvs/versions.log 2>&1 & \
-	versions=$$!; \
+test:
+	@mkdir -p .venvs; \
+	$(MAKE) --no-print-directory $(CHECKOV) > .venvs/checkov.log 2>&1 & checkov=$$!; \
+	$(MAKE) --no-print-directory install package-check || { wait $$checkov; exit 1; }; \
+	nice -n 10 $(MAKE) --no-print-directory version-venvs > .venvs/install.log 2>&1 & installs=$$!; \
+	wait $$checkov || { cat .venvs/checkov.log; wait $$installs; exit 1; }; \
+	{ $(MAKE) --no-print-directory lint && $(PY) -m pytest; } || { wait $$installs; exit 1; }; \
+	wait $$installs || { cat .venvs/install.log; exit 1; }; \
+	$(MAKE) --no-print-directory versions > .venvs/versions.log 2>&1 & versions=$$!; \
 	DXTRACK_PURE_PYTHON=1 $(PY) -m pytest -q $(addprefix --deselect ,$(SHARED_BY_BOTH_PATHS)); \
 	pure=$$?; wait $$versions; other=$$?; cat .venvs/versions.log; \
 	test $$pure -eq 0 -a $$other -eq 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from dxtrack.config import Config
 from dxtrack.counters import Counters
 from dxtrack.delivery.buffers import Orphan
+from dxtrack.delivery.compression import codec
 from dxtrack.delivery.route import Route
 from dxtrack.delivery.shipper import Shipper
 from dxtrack.delivery.spool import Spool
@@ -81,7 +82,8 @@ def routes(
 
     def make_spool(destination: str) -> Spool:
         directory = spool_path(root, destination)
-        return Spool(directory, counters, log_once, config.max_spool_bytes)
+        compressed = codec(config.compression)
+        return Spool(directory, counters, log_once, config.max_spool_bytes, compressed)
 
     return [
         Route(

@@ -9,6 +9,8 @@ server directly, so that an outage made with the proxy never hides what landed.
 from __future__ import annotations
 
 import contextlib
+import gzip
+import io
 import json
 import os
 import select
@@ -31,6 +33,7 @@ from typing import Any
 
 import boto3
 import orjson
+import zstandard
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "eu-west-1"
@@ -330,13 +333,33 @@ class SpoolScan:
         return len(self.records)
 
 
+def decompressed(name: str, data: bytes) -> tuple[bytes, str]:
+    """A segment's lines, read by gzip's or zstd's own reader when its name says it is
+    compressed (every member or frame), and what was wrong with its end, if anything."""
+    if name.endswith(".jsonl"):
+        return data, ""
+    if name.endswith(".gz"):
+        reader: Any = gzip.GzipFile(fileobj=io.BytesIO(data))
+    else:
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            io.BytesIO(data), read_across_frames=True
+        )
+    chunks: list[bytes] = []
+    try:
+        while chunk := reader.read(1 << 16):
+            chunks.append(chunk)
+    except (EOFError, OSError, zstandard.ZstdError) as exc:
+        return b"".join(chunks), f"damaged or cut short: {exc}"
+    return b"".join(chunks), ""
+
+
 def read_spool(spool_dir: Path) -> SpoolScan:
     scan = SpoolScan()
     if not os.path.isdir(spool_dir):
         return scan
     for directory, _, names in os.walk(spool_dir):
         for name in sorted(names):
-            if name.startswith("seg-") and name.endswith(".jsonl"):
+            if name.startswith("seg-") and name.endswith((".jsonl", ".jsonl.gz", ".jsonl.zst")):
                 path = Path(directory) / name
                 if path.is_symlink():
                     continue
@@ -345,6 +368,9 @@ def read_spool(spool_dir: Path) -> SpoolScan:
                     data = path.read_bytes()
                 except FileNotFoundError:  # deleted by a replayer meanwhile
                     continue
+                data, damage = decompressed(name, data)
+                if damage:
+                    scan.torn.append(f"{path}: {damage}")
                 *lines, tail = data.split(b"\n")
                 if tail:
                     scan.torn.append(f"{path}: unterminated last line of {len(tail)} bytes")

@@ -1,9 +1,11 @@
 """compression="gzip"/"zstd": every Firehose record is one complete member or frame of whole
 lines, S3 objects decode as one stream (and in DuckDB), records land exactly once, and the
-spool keeps plain lines through an outage."""
+spool keeps them compressed through an outage."""
 
 from __future__ import annotations
 
+import gzip
+import io
 import random
 import sys
 from collections import Counter
@@ -12,6 +14,7 @@ from pathlib import Path
 import boto3
 import duckdb
 import pytest
+import zstandard
 
 import dxtrack
 from dxtrack.config import build_config
@@ -42,6 +45,14 @@ def object_bodies(streams: Streams, kind: str) -> list[bytes]:
     listing = s3.list_objects_v2(Bucket=streams.bucket, Prefix=f"{kind}/")
     keys = [obj["Key"] for obj in listing.get("Contents", [])]
     return [s3.get_object(Bucket=streams.bucket, Key=key)["Body"].read() for key in keys]
+
+
+def decoded_stream(name: str, data: bytes) -> bytes:
+    """Concatenated members or frames, read by the codec's own reader, as a consumer would."""
+    if name == "gzip":
+        return gzip.decompress(data)
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
+    return reader.read()  # type: ignore[no-any-return]
 
 
 def track(metrics: int, errors: int, tag: str) -> None:
@@ -100,7 +111,7 @@ def test_compressed_records_land_once_and_decode_as_one_stream(
 
 
 @pytest.mark.parametrize("name", ["gzip", "zstd"])
-def test_an_outage_spools_plain_lines_and_the_replay_compresses_them(
+def test_an_outage_spools_compressed_segments_and_the_replay_lands_each_record_once(
     name: str, streams: Streams, firehose_calls: Hooks, tmp_path: Path
 ) -> None:
     spool = tmp_path / "spool"
@@ -110,9 +121,14 @@ def test_an_outage_spools_plain_lines_and_the_replay_compresses_them(
     track(3_000, 0, "outage")
     assert dxtrack.flush(timeout=30) is False
     dxtrack.shutdown(timeout=1)
-    spooled = b"".join(p.read_bytes() for p in spool_directory(spool, "metric").glob("*.jsonl"))
-    lines = spooled.splitlines()
+    files = list(spool_directory(spool, "metric").iterdir())
+    suffix = ".jsonl.gz" if name == "gzip" else ".jsonl.zst"
+    assert files and all(f.name.endswith(suffix) for f in files)
+    plain = b"".join(decoded_stream(name, f.read_bytes()) for f in files)
+    lines = plain.splitlines()
     assert len(lines) == 3_000 and all(line.startswith(b"{") for line in lines)
+    on_disk = sum(f.stat().st_size for f in files)
+    assert on_disk <= 0.3 * len(plain), f"{on_disk} bytes on disk for {len(plain)} of records"
 
     streams.create_bucket()
     firehose_calls.reset()

@@ -285,20 +285,22 @@ def kill_9_after(child: Child, seconds: float) -> tuple[int, int, int, float]:
     return safe, max(n for n, _ in progress), rss, killed_at
 
 
-@pytest.mark.parametrize("mode", ["refuse", "blackhole"])
+@pytest.mark.parametrize(
+    ("mode", "compression"), [("refuse", "none"), ("blackhole", "none"), ("refuse", "gzip")]
+)
 def test_kill_9_during_outage_keeps_what_was_tracked_2s_before(
-    runner: Runner, proxy: Proxy, lake: Lake, spool_dir: Path, mode: str
+    runner: Runner, proxy: Proxy, lake: Lake, spool_dir: Path, mode: str, compression: str
 ) -> None:
     """~20,000 metrics a second while Firehose refuses connections (or never answers), then
-    kill -9 after ~4 s: every record tracked at least 2 s before the kill is in the spool, and
-    memory stayed bounded."""
+    kill -9 after ~4 s: every record tracked at least 2 s before the kill is in the spool
+    (compressed, with gzip), and memory stayed bounded."""
     proxy.set_mode(mode)
-    child = runner.start(STEADY_LOAD)
+    child = runner.start(STEADY_LOAD, env={"DXTRACK_COMPRESSION": compression})
     safe, tracked, rss, _ = kill_9_after(child, 4.0)
     scan = read_spool(spool_dir)
     landed = lake.records("metric")
     result = tally(
-        f"kill9-outage-{mode}",
+        f"kill9-outage-{mode}-{compression}",
         safe,
         landed,
         scan.records,
@@ -316,6 +318,8 @@ def test_kill_9_during_outage_keeps_what_was_tracked_2s_before(
     assert not missing, f"{len(missing)} records tracked >= 2 s before kill -9 are not spooled"
     assert result.lost == 0
     assert rss < 400 * 1024, f"resident memory {rss / 1024:.0f} MiB"
+    suffix = ".jsonl" if compression == "none" else ".jsonl.gz"
+    assert scan.files and all(path.name.endswith(suffix) for path in scan.files)
 
 
 def test_kill_9_with_firehose_up_keeps_what_was_tracked_2s_before(

@@ -14,6 +14,7 @@ import click
 from rich.table import Table
 
 from dxtrack.cli import render
+from dxtrack.delivery import compression, segments
 
 SPOOL_DIR_HELP = "The spool directory. Default: DXTRACK_SPOOL_DIR, else the per-user cache."
 
@@ -41,7 +42,21 @@ def spool_root(option: str | None) -> Path:
 
 
 def _segments(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.glob("seg-*.jsonl") if p.is_file() and not p.is_symlink())
+    return sorted(
+        p
+        for p in directory.glob("seg-*")
+        if segments.is_segment(p.name) and p.is_file() and not p.is_symlink()
+    )
+
+
+def _records(path: Path, data: bytes) -> int:
+    """The lines in a segment's ``data``, decompressed when its name says it is compressed."""
+    try:
+        codec = compression.codec_of_file(path.name)
+    except ValueError as exc:  # zstd without the zstandard package
+        click.echo(f"can't count the records of {path}: {exc}", err=True)
+        return 0
+    return (data if codec is None else compression.decode_all(codec, data)[0]).count(b"\n")
 
 
 def _locked(path: Path) -> bool:
@@ -71,7 +86,7 @@ def waiting(root: Path) -> list[Waiting]:
         for path in segments:
             with contextlib.suppress(OSError):
                 data = path.read_bytes()
-                lines += data.count(b"\n")
+                lines += _records(path, data)
                 size += len(data)
                 mtime = path.stat().st_mtime
                 oldest = mtime if oldest is None else min(oldest, mtime)
@@ -194,7 +209,7 @@ def _remove_unless_locked(path: Path) -> int | None:
         os.close(fd)
         return None
     try:
-        lines = path.read_bytes().count(b"\n")
+        lines = _records(path, path.read_bytes())
         path.unlink()
         return lines
     finally:

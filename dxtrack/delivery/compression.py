@@ -30,6 +30,28 @@ class Codec(Protocol):
         """What ``compress`` was given."""
         ...
 
+    def decoder(self) -> Decoder:
+        """A new decoder of one member or frame, fed in pieces."""
+        ...
+
+
+class Decoder(Protocol):
+    """zlib's decompress object, and zstandard's, which has the same shape."""
+
+    @property
+    def eof(self) -> bool:
+        """Whether the member or frame has ended."""
+        ...
+
+    @property
+    def unused_data(self) -> bytes:
+        """What was fed past its end."""
+        ...
+
+    def decompress(self, data: bytes | memoryview) -> bytes:
+        """The output of one more piece of the member or frame."""
+        ...
+
 
 class Gzip:
     """gzip members: from python-isal (Intel's ISA-L, about five times faster) when it is
@@ -55,6 +77,10 @@ class Gzip:
     def decompress(self, data: bytes) -> bytes:
         """The data of one gzip member."""
         return zlib.decompress(data, 31)
+
+    def decoder(self) -> Decoder:
+        """A decoder of one gzip member."""
+        return zlib.decompressobj(31)
 
 
 class Zstd:
@@ -87,6 +113,10 @@ class Zstd:
         """The data of one zstd frame."""
         return self._contexts()[1].decompress(data)  # type: ignore[no-any-return]
 
+    def decoder(self) -> Decoder:
+        """A decoder of one zstd frame."""
+        return self._zstandard.ZstdDecompressor().decompressobj()  # type: ignore[no-any-return]
+
 
 def codec(name: str) -> Codec | None:
     """The codec called ``name`` (None for ``"none"``); ``ValueError`` when it can't be had."""
@@ -102,3 +132,45 @@ def codec(name: str) -> Codec | None:
                 "compression='zstd' needs the zstandard package: pip install 'dxtrack[zstd]'"
             ) from None
     raise ValueError(f"compression must be one of {', '.join(NAMES)}, got {name!r}")
+
+
+SUFFIXES: Final = {"none": ".jsonl", "gzip": ".jsonl.gz", "zstd": ".jsonl.zst"}
+"""The file name endings of spool segments, by codec: a compressed segment is its members or
+frames one after the other, so ``zcat`` or ``zstdcat`` reads it as JSON lines."""
+_PIECE = 1 << 16
+
+
+def codec_of_file(name: str) -> Codec | None:
+    """The codec of a segment by its name's ending (None: plain lines); ``ValueError`` when the
+    codec can't be had (zstd without the zstandard package)."""
+    for codec_name, suffix in SUFFIXES.items():
+        if codec_name != "none" and name.endswith(suffix):
+            return codec(codec_name)
+    return None
+
+
+def decode_all(codec: Codec, data: bytes) -> tuple[bytes, bool]:
+    """The data of consecutive members or frames, and whether they end torn: the last one cut
+    short, or a corrupt one (what it decoded before the damage is kept; nothing after it).
+
+    Fed in pieces, so that thousands of small members cost no more than one large one."""
+    out: list[bytes] = []
+    view = memoryview(data)
+    position, left = 0, b""
+    piece: bytes | memoryview
+    decoder: Decoder | None = None
+    while left or position < len(data):
+        if decoder is None:
+            decoder = codec.decoder()
+        if left:
+            piece, left = left, b""
+        else:
+            piece = view[position : position + _PIECE]
+            position += len(piece)
+        try:
+            out.append(decoder.decompress(piece))
+        except Exception:  # zlib.error, zstandard.ZstdError: damaged from here on
+            return b"".join(out), True
+        if decoder.eof:
+            left, decoder = decoder.unused_data, None
+    return b"".join(out), decoder is not None

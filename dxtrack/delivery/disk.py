@@ -32,9 +32,12 @@ class Disk:
 
     def write(self, items: list[Item]) -> None:
         """Append ``items`` to the spool (what the disk refuses, it counts)."""
-        assert self.spool is not None
-        for item in items:
-            self.spool.append(item.plain(), item.lines)
+        spool = self.spool
+        assert spool is not None
+        wanted = None if spool.codec is None else spool.codec.name
+        for item in items:  # compressed as the spool compresses: written as it is
+            same = item.codec is not None and item.codec.name == wanted
+            spool.append(item.data if same else item.plain(), item.lines, compressed=same)
 
     def drop(self, items: list[Item], reason: str) -> None:
         """Count ``items`` as dropped for ``reason``, and say so once."""

@@ -1,7 +1,10 @@
 """Spool segment files: creating, reading, putting back; no policy (that is ``spool``'s).
 
 Every operation is relative to the spool directory's descriptor and never follows a symbolic
-link. A segment is created under a hidden name, locked with ``flock``, and only then renamed
+link. A segment holds plain JSON lines (``.jsonl``), or gzip members or zstd frames of them
+(``.jsonl.gz``, ``.jsonl.zst``), as the spool's ``compression`` was when it was created; it is
+read by its name's ending, whatever the spool's codec is now. A segment is created under a
+hidden name, locked with ``flock``, and only then renamed
 into view, so no replayer can take a segment that its writer still holds; it is put back by
 writing the lines left to a hidden file and renaming that over it, so a crash leaves either the
 old segment or the new one, never a mix.
@@ -17,6 +20,9 @@ import time
 from dataclasses import dataclass, field
 
 import orjson
+
+from dxtrack.delivery import compression
+from dxtrack.delivery.compression import Codec
 
 OPEN_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC
 LEFTOVER_SECONDS = 60.0
@@ -52,10 +58,15 @@ def segment_files(dir_fd: int) -> list[tuple[str, int]]:
         return []
     found = []
     for name in names:
-        if name.startswith("seg-") and name.endswith(".jsonl"):
+        if is_segment(name):
             with contextlib.suppress(OSError):
                 found.append((name, os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_size))
     return found
+
+
+def is_segment(name: str) -> bool:
+    """Whether ``name`` is a segment's: ``seg-<stem>`` and one of the endings."""
+    return name.startswith("seg-") and name.endswith(tuple(compression.SUFFIXES.values()))
 
 
 def sweep_leftovers(dir_fd: int) -> None:
@@ -69,9 +80,9 @@ def sweep_leftovers(dir_fd: int) -> None:
                         os.unlink(name, dir_fd=dir_fd)
 
 
-def create_segment(dir_fd: int, stem: str) -> tuple[int, str]:
-    """A new, empty segment ``seg-<stem>.jsonl``, locked before it appears under its name."""
-    hidden, name = f".new-{stem}", f"seg-{stem}.jsonl"
+def create_segment(dir_fd: int, stem: str, suffix: str = ".jsonl") -> tuple[int, str]:
+    """A new, empty segment ``seg-<stem><suffix>``, locked before it appears under its name."""
+    hidden, name = f".new-{stem}", f"seg-{stem}{suffix}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | OPEN_FLAGS
     fd = os.open(hidden, flags, 0o600, dir_fd=dir_fd)
     try:
@@ -123,7 +134,7 @@ def claim_segment(dir_fd: int, name: str) -> tuple[int, list[bytes], int] | None
         if (now.st_ino, now.st_dev) != (info.st_ino, info.st_dev):
             os.close(fd)  # put back or deleted by another replayer meanwhile
             return None
-        lines, bad = valid_lines(read_all(fd))
+        lines, bad = segment_lines(name, read_all(fd))
     except ForeignSegment:
         os.close(fd)
         raise
@@ -133,25 +144,50 @@ def claim_segment(dir_fd: int, name: str) -> tuple[int, list[bytes], int] | None
     return fd, lines, bad
 
 
-def put_back(dir_fd: int, name: str, units: list[bytes], *, keep_lock: bool = False) -> int:
-    """Replace segment ``name`` with ``units``, atomically. With ``keep_lock`` the new file is
-    locked before it replaces the old one, and its descriptor (holding the lock) returned;
-    else -1."""
+def put_back(
+    dir_fd: int, name: str, units: list[bytes], *, keep_lock: bool = False
+) -> tuple[int, int]:
+    """Replace segment ``name`` with ``units`` (plain lines, compressed as its name says),
+    atomically. Returns the new file's size, and with ``keep_lock`` its descriptor, locked
+    before it replaced the old one (else -1)."""
+    data = b"".join(units)
+    codec = codec_of_segment(name)
+    if codec is not None:
+        data = codec.compress(data)
     hidden = f".put-{name}"
     fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | OPEN_FLAGS, 0o600, dir_fd=dir_fd)
     try:
         if keep_lock:
             fcntl.flock(fd, fcntl.LOCK_EX)
-        write_all(fd, b"".join(units))
+        write_all(fd, data)
         os.fsync(fd)
         os.rename(hidden, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         os.close(fd)
         raise
     if keep_lock:
-        return fd
+        return fd, len(data)
     os.close(fd)
-    return -1
+    return -1, len(data)
+
+
+def codec_of_segment(name: str) -> Codec | None:
+    """The codec segment ``name`` is written with; ``ForeignSegment`` when it can't be had."""
+    try:
+        return compression.codec_of_file(name)
+    except ValueError as exc:
+        raise ForeignSegment(str(exc)) from None
+
+
+def segment_lines(name: str, data: bytes) -> tuple[list[bytes], int]:
+    """The whole JSON-object lines of segment ``name``'s ``data``, and how many torn or corrupt
+    ones it had (a torn or damaged member or frame counts one, beside its cut line)."""
+    codec = codec_of_segment(name)
+    if codec is None:
+        return valid_lines(data)
+    plain, torn = compression.decode_all(codec, data)
+    lines, bad = valid_lines(plain)
+    return lines, bad + (torn and not bad)
 
 
 def valid_lines(data: bytes) -> tuple[list[bytes], int]:

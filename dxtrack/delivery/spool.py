@@ -1,7 +1,9 @@
 """A disk spool of JSON lines that a sink has not accepted, replayed until it does.
 
 One directory per destination, opened safely (``private_dir``). Each writer appends to segment
-files of its own, ``seg-<time>-<pid>-<writer>-<n>.jsonl`` (mode 0600; see ``segments``). A
+files of its own, ``seg-<time>-<pid>-<writer>-<n>.jsonl`` (mode 0600; see ``segments``); with a
+codec, each append is one gzip member or zstd frame, in ``.jsonl.gz`` or ``.jsonl.zst``, so the
+same ``max_bytes`` holds several times more records. A
 replayer claims a segment by locking it; when it is done the segment is deleted (all
 delivered), rewritten in place with the lines still undelivered, or left as it was: a segment is
 put back, never copied. Past ``max_bytes`` on disk, or when the disk fails, records are dropped
@@ -19,12 +21,15 @@ from pathlib import Path
 
 from dxtrack.counters import Counters
 from dxtrack.delivery import segments
+from dxtrack.delivery.compression import SUFFIXES, Codec
 from dxtrack.delivery.private_dir import UnsafeDirectory, open_private_dir
 from dxtrack.delivery.segments import Claim
 from dxtrack.log import LogOnce
 
 SEGMENT_BYTES = 4 * 1024 * 1024
 """A segment is closed at this size: small enough to replay without crowding memory."""
+COMPRESSED_SEGMENT_BYTES = SEGMENT_BYTES // 4
+"""... or this size, compressed (a replay holds its records, several times more, in memory)."""
 SYNC_EVERY = 0.5
 """Seconds between ``fsync`` calls of the open segment, as Vector's disk buffer does."""
 RETRY_DISK_AFTER = 5.0
@@ -47,15 +52,22 @@ _changes: dict[str, Changes] = {}
 
 
 class Spool:
-    """Lines that could not be delivered, kept on disk for one destination.
-
-    ``directory`` is ``<spool_dir>/<destination>``: neither may be a symbolic link.
-    """
+    """Lines that could not be delivered, kept on disk for one destination, in ``directory``
+    (``<spool_dir>/<destination>``: neither may be a symbolic link)."""
 
     def __init__(
-        self, directory: Path, stats: Counters, log_once: LogOnce, max_bytes: int = 1 << 30
+        self,
+        directory: Path,
+        stats: Counters,
+        log_once: LogOnce,
+        max_bytes: int = 1 << 30,
+        codec: Codec | None = None,
     ) -> None:
         self.directory = directory
+        self.codec = codec
+        """What new segments are compressed with (None: plain lines)."""
+        self._suffix = SUFFIXES["none" if codec is None else codec.name]
+        self._segment_bytes = SEGMENT_BYTES if codec is None else COMPRESSED_SEGMENT_BYTES
         self.changes = _changes.setdefault(str(directory), Changes())
         self.max_bytes = max_bytes
         """Past this many bytes on disk, new records are dropped (and counted), so that an
@@ -117,11 +129,14 @@ class Spool:
 
     # ---- writing ------------------------------------------------------------------------------
 
-    def append(self, data: bytes, lines: int) -> int:
+    def append(self, data: bytes, lines: int, *, compressed: bool = False) -> int:
         """Append whole JSON lines; return how many reached the disk. The rest are dropped and
-        counted by reason (a full spool, a failing disk, a refused directory)."""
+        counted by reason (a full spool, a failing disk, a refused directory). ``compressed``:
+        ``data`` is one member or frame of the spool's codec already, written as it is."""
         if not lines:
             return 0
+        if self.codec is not None and not compressed:
+            data = self.codec.compress(data)
         with self._lock:
             written = self._append(data, lines)
             if written:
@@ -149,7 +164,7 @@ class Spool:
             )
             return 0
         try:
-            if self._fd is None or self._written >= SEGMENT_BYTES:
+            if self._fd is None or self._written >= self._segment_bytes:
                 self._close_segment()
                 self._fd, self._name = self._create_segment()
                 self._written = 0
@@ -164,14 +179,15 @@ class Spool:
         return lines
 
     def _partial_write(self, data: bytes, done: int, lines: int, exc: OSError) -> int:
-        """Keep the whole lines that reached the disk, cut the torn one, count the rest."""
-        whole = data.rfind(b"\n", 0, done) + 1
+        """Keep the whole lines that reached the disk, cut the torn one, count the rest (with a
+        codec, the member or frame is cut whole: its lines are all counted)."""
+        whole = data.rfind(b"\n", 0, done) + 1 if self.codec is None else 0
         if self._fd is not None and whole < done:
             try:
                 os.ftruncate(self._fd, self._written + whole)
             except OSError:
                 whole = done  # can't cut: the torn tail is skipped and counted at replay
-        written = data.count(b"\n", 0, whole)
+        written = data.count(b"\n", 0, whole) if self.codec is None else 0
         self._written += whole
         self._size += whole
         self._stats.drop("spool_write_failed", lines - written)
@@ -193,7 +209,7 @@ class Spool:
         assert self._dir_fd is not None
         self._segments += 1
         stem = f"{time.time_ns():020d}-{os.getpid()}-{self._writer}-{self._segments:06d}"
-        return segments.create_segment(self._dir_fd, stem)
+        return segments.create_segment(self._dir_fd, stem, self._suffix)
 
     def sync(self, *, force: bool = True) -> None:
         """``fsync`` the open segment when it has unsynced lines (at most every
@@ -226,6 +242,8 @@ class Spool:
         replayed segment once the call ends. None when the disk can't take them; they then
         stay only in memory."""
         data = b"".join(units)
+        if self.codec is not None:
+            data = self.codec.compress(data)
         with self._lock:
             self._open_directory()
             if self._dir_fd is None or self._size + len(data) > self.max_bytes:
@@ -320,12 +338,11 @@ class Spool:
                 os.unlink(claim.name, dir_fd=dir_fd)
                 after = 0
             elif len(claim.delivered) != claim.saved or claim.rewrite:
-                fd = segments.put_back(dir_fd, claim.name, left, keep_lock=keep_lock)
+                fd, after = segments.put_back(dir_fd, claim.name, left, keep_lock=keep_lock)
                 if keep_lock:
                     os.close(claim.fd)
                     claim.fd = fd
                 claim.saved, claim.rewrite = len(claim.delivered), False
-                after = sum(len(unit) for unit in left)
         except OSError as exc:
             self._log_once(
                 f"spool-release:{self.directory}",

@@ -1,0 +1,279 @@
+"""A spool with a codec: each append one gzip member or zstd frame, in segments that ``zcat``
+and ``zstdcat`` read as JSON lines; the same ``max_spool_bytes`` holds several times more
+records; torn, damaged and mixed segments are replayed as far as they can be, and counted."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+import zstandard
+from click.testing import CliRunner
+
+import dxtrack
+from dxtrack.cli.app import cli
+from dxtrack.counters import Counters
+from dxtrack.delivery import segments
+from dxtrack.delivery.compression import codec
+from dxtrack.delivery.disk import Disk
+from dxtrack.delivery.packing import pack
+from dxtrack.delivery.spool import Spool
+from dxtrack.log import LogOnce
+from dxtrack.sinks.base import Limits
+
+CODECS = ["gzip", "zstd"]
+SUFFIX = {"none": ".jsonl", "gzip": ".jsonl.gz", "zstd": ".jsonl.zst"}
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    """Real metric lines, as stage ``test`` writes them: 4,000 of them, each its own id."""
+    output = tmp_path_factory.mktemp("records")
+    dxtrack.configure(context="spool-compression", stage="test", output_dir=output)
+    for i in range(4_000):
+        dxtrack.metric(
+            "http.server.latency", i * 0.37, metadata={"route": f"/api/v1/items/{i % 50}"}
+        )
+    assert dxtrack.flush(timeout=30) is True
+    dxtrack.shutdown()
+    lines = (output / "metric.jsonl").read_bytes().splitlines(keepends=True)
+    assert len(lines) == 4_000
+    return lines
+
+
+def new_spool(root: Path, name: str, stats: Counters | None = None, **more: int) -> Spool:
+    return Spool(root / "dest", stats or Counters(), LogOnce(), codec=codec(name), **more)
+
+
+def decoded(path: Path) -> bytes:
+    """A segment read as a person would: gzip's or zstd's own reader, every member or frame."""
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        return gzip.decompress(data)
+    if path.name.endswith(".zst"):
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            io.BytesIO(data), read_across_frames=True
+        )
+        return reader.read()
+    return data
+
+
+def replay_all(spool: Spool) -> list[bytes]:
+    """Claim every segment, deliver all of it, and return its lines."""
+    lines: list[bytes] = []
+    while (claim := spool.claim()) is not None:
+        lines += claim.lines
+        claim.delivered.update(range(len(claim.lines)))
+        spool.release(claim)
+    return lines
+
+
+def append_in_batches(spool: Spool, lines: list[bytes], size: int = 100) -> int:
+    return sum(
+        spool.append(b"".join(lines[i : i + size]), len(lines[i : i + size]))
+        for i in range(0, len(lines), size)
+    )
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_the_same_bound_holds_several_times_more_records(
+    name: str, records: list[bytes], tmp_path: Path
+) -> None:
+    bound = 64 * 1024
+    plain_stats, packed_stats = Counters(), Counters()
+    plain = new_spool(tmp_path / "plain", "none", plain_stats, max_bytes=bound)
+    packed = new_spool(tmp_path / "packed", name, packed_stats, max_bytes=bound)
+    kept_plain = append_in_batches(plain, records)
+    kept_packed = append_in_batches(packed, records)
+    plain.close()
+    packed.close()
+
+    assert kept_packed >= 4 * kept_plain > 0, (kept_packed, kept_plain)
+    assert packed_stats.snapshot()["dropped.spool_full"] == len(records) - kept_packed
+    files = sorted((tmp_path / "packed" / "dest").iterdir())
+    assert files and all(f.name.endswith(SUFFIX[name]) for f in files)
+    assert sum(f.stat().st_size for f in files) <= bound
+    assert b"".join(decoded(f) for f in files) == b"".join(records[:kept_packed])
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_a_claim_reads_the_lines_back_and_a_put_back_keeps_the_codec(
+    name: str, records: list[bytes], tmp_path: Path
+) -> None:
+    spool = new_spool(tmp_path, name)
+    lines = records[:1_000]
+    assert append_in_batches(spool, lines, size=7) == 1_000  # 143 members or frames
+    spool.close_segment()
+    claim = spool.claim()
+    assert claim is not None and claim.lines == lines
+    claim.delivered.update(range(0, 1_000, 3))
+    spool.release(claim)
+
+    files = list((tmp_path / "dest").iterdir())
+    assert [f.name for f in files] == [claim.name] and claim.name.endswith(SUFFIX[name])
+    left = [line for i, line in enumerate(lines) if i % 3]
+    assert decoded(files[0]) == b"".join(left)
+    assert spool.unreplayed() == len(left)
+    assert replay_all(spool) == left
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_a_torn_last_member_keeps_what_came_before_and_counts_the_tear(
+    name: str, records: list[bytes], tmp_path: Path
+) -> None:
+    """A kill -9 in the middle of an append: the members before it replay whole."""
+    stats = Counters()
+    spool = new_spool(tmp_path, name, stats)
+    append_in_batches(spool, records[:500])
+    (segment,) = (tmp_path / "dest").iterdir()  # still open: the next append goes there too
+    whole = segment.stat().st_size
+    spool.append(b"".join(records[500:600]), 100)
+    spool.close_segment()
+    torn_at = whole + (segment.stat().st_size - whole) // 2
+    os.truncate(segment, torn_at)
+
+    lines = replay_all(spool)
+    assert lines[:500] == records[:500]
+    assert lines == records[: len(lines)] and len(lines) < 600  # no cut line, nothing made up
+    assert stats.snapshot()["dropped.spool_corrupt"] == 1
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_a_damaged_member_keeps_the_members_before_it(
+    name: str, records: list[bytes], tmp_path: Path
+) -> None:
+    stats = Counters()
+    spool = new_spool(tmp_path, name, stats)
+    spool.append(b"".join(records[:300]), 300)
+    (segment,) = (tmp_path / "dest").iterdir()
+    first = segment.stat().st_size
+    spool.append(b"".join(records[300:600]), 300)
+    spool.close_segment()
+    data = bytearray(segment.read_bytes())
+    data[first + (len(data) - first) // 2] ^= 0xFF  # a flipped byte inside the second
+    segment.write_bytes(bytes(data))
+
+    lines = replay_all(spool)
+    assert lines[:300] == records[:300] and lines == records[: len(lines)]
+    assert stats.snapshot()["dropped.spool_corrupt"] >= 1
+
+
+def test_segments_of_every_codec_replay_whatever_the_spool_compresses_now(
+    records: list[bytes], tmp_path: Path
+) -> None:
+    """``compression`` changed between runs: what earlier runs left is read by its file name."""
+    expected = []
+    for i, name in enumerate(["none", "gzip", "zstd", "gzip"]):
+        spool = new_spool(tmp_path, name)
+        batch = records[i * 100 : (i + 1) * 100]
+        append_in_batches(spool, batch, size=10)
+        spool.close()
+        expected += batch
+    names = sorted(f.name for f in (tmp_path / "dest").iterdir())
+    assert [n[n.index(".") :] for n in names] == [".jsonl", ".jsonl.gz", ".jsonl.zst", ".jsonl.gz"]
+    assert replay_all(new_spool(tmp_path, "none")) == expected
+
+
+def test_a_zstd_segment_without_zstandard_is_left_on_disk(
+    records: list[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stats = Counters()
+    new_spool(tmp_path, "zstd").append(b"".join(records[:10]), 10)
+    gzip_spool = new_spool(tmp_path, "gzip", stats)
+    gzip_spool.append(b"".join(records[10:20]), 10)
+    gzip_spool.close_segment()
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # import zstandard: ImportError
+    (zstd_segment,) = (tmp_path / "dest").glob("*.zst")
+    before = zstd_segment.read_bytes()
+    assert replay_all(gzip_spool) == records[10:20]
+    assert zstd_segment.read_bytes() == before
+    assert "dropped.spool_corrupt" not in stats.snapshot()
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_a_write_cut_short_drops_and_counts_the_whole_member(
+    name: str, records: list[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk in the middle of a member: it is cut off, so the segment stays whole."""
+    stats = Counters()
+    spool = new_spool(tmp_path, name, stats)
+    assert spool.append(b"".join(records[:50]), 50) == 50
+    real_write_all = segments.write_all
+
+    def half_then_full(fd: int, data: bytes) -> int:
+        os.write(fd, data[: len(data) // 2])
+        raise segments.PartialWrite(len(data) // 2, OSError(28, "No space left on device"))
+
+    monkeypatch.setattr(segments, "write_all", half_then_full)
+    assert spool.append(b"".join(records[50:100]), 50) == 0
+    monkeypatch.setattr(segments, "write_all", real_write_all)
+    assert spool.append(b"".join(records[100:150]), 50) == 50
+    spool.close_segment()
+    counts = stats.snapshot()
+    assert counts["dropped.spool_write_failed"] == 50 and counts["spooled"] == 100
+    assert replay_all(spool) == records[:50] + records[100:150]
+    assert "dropped.spool_corrupt" not in stats.snapshot()
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_compressed_items_go_to_disk_as_they_are(
+    name: str, records: list[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An item compressed with the spool's codec is written without being compressed again;
+    one of another codec is decompressed and compressed as the spool compresses."""
+    spool = new_spool(tmp_path, name)
+    ours = pack(records[:500], Limits(1 << 20, 500, 4 << 20, True, codec=codec(name)))
+    other = "zstd" if name == "gzip" else "gzip"
+    theirs = pack(records[500:600], Limits(1 << 20, 500, 4 << 20, True, codec=codec(other)))
+    calls: list[int] = []
+    compress = type(spool.codec).compress
+
+    def counted(self: object, data: bytes) -> bytes:
+        calls.append(len(data))
+        return compress(self, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(spool.codec), "compress", counted)
+    Disk("test", spool, Counters(), LogOnce()).write(ours + theirs)
+    spool.close_segment()
+    assert calls == [len(b"".join(records[500:600]))]
+    (segment,) = (tmp_path / "dest").iterdir()
+    assert segment.read_bytes().startswith(ours[0].data)
+    assert replay_all(spool) == records[:600]
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_the_command_counts_and_purges_compressed_records(
+    name: str, records: list[bytes], tmp_path: Path
+) -> None:
+    root = tmp_path / "spool"
+    spool = Spool(root / "firehose-prod-metric", Counters(), LogOnce(), codec=codec(name))
+    append_in_batches(spool, records[:777], size=50)
+    spool.close()
+    status = CliRunner().invoke(cli, ["spool", "status", "--json", "--spool-dir", str(root)])
+    assert status.exit_code == 0, status.output
+    (row,) = json.loads(status.output)["destinations"]
+    assert row["lines"] == 777 and row["segments"] == 1
+    purge = CliRunner().invoke(cli, ["spool", "purge", "--yes", "--spool-dir", str(root)])
+    assert purge.exit_code == 0, purge.output
+    assert "removed 777 records" in purge.output
+    assert list((root / "firehose-prod-metric").iterdir()) == []
+
+
+def test_a_segment_of_thousands_of_one_line_members_replays_whole(
+    records: list[bytes], tmp_path: Path
+) -> None:
+    """A trickle of records during an outage: 12,000 one-line members in one segment."""
+    spool = new_spool(tmp_path, "gzip", max_bytes=1 << 30)
+    lines = records * 3
+    for item in lines:
+        spool.append(item, 1)
+    spool.close_segment()
+    assert replay_all(spool) == lines
+    assert orjson.loads(lines[-1])["seq"] == 4_000
