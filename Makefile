@@ -51,7 +51,7 @@ infra-lint: $(CHECKOV)
 # that second pass, the capture and record tests on the other Pythons. What only downloads and
 # compiles runs meanwhile: checkov's venv from the start, the other Pythons' venvs (at a low
 # priority) once the package is built, as their editable installs write in the source tree too.
-SHARED_BY_BOTH_PATHS := tests/test_lifecycle.py tests/test_delivery_adversarial.py \
+SHARED_BY_BOTH_PATHS := tests/test_lifecycle.py tests/test_delivery_adversarial.py tests/test_spool_compression.py \
 	tests/test_firehose_delivery.py tests/test_compression.py tests/test_cli_aws.py \
 	tests/test_dashboard.py tests/test_infra.py tests/test_infra_options.py \
 	tests/test_snowflake.py

@@ -33,7 +33,6 @@ from typing import Any
 
 import boto3
 import orjson
-import zstandard
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "eu-west-1"
@@ -338,6 +337,8 @@ def decompressed(name: str, data: bytes) -> tuple[bytes, str]:
     compressed (every member or frame), and what was wrong with its end, if anything."""
     if name.endswith(".jsonl"):
         return data, ""
+    import zstandard  # not in the other Pythons' venvs, which load this module as a plugin
+
     if name.endswith(".gz"):
         reader: Any = gzip.GzipFile(fileobj=io.BytesIO(data))
     else:

@@ -277,3 +277,31 @@ def test_a_segment_of_thousands_of_one_line_members_replays_whole(
     spool.close_segment()
     assert replay_all(spool) == lines
     assert orjson.loads(lines[-1])["seq"] == 4_000
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_a_slow_calls_insurance_is_written_compressed_as_it_is(
+    name: str, records: list[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The items of a call taking long go to a claimed segment without being compressed again;
+    a put-back after a partial delivery keeps the codec and only what was not delivered."""
+    spool = new_spool(tmp_path, name)
+    limits = Limits(1 << 20, 500, 4 << 20, True, codec=codec(name))
+    items = pack(records[:900], limits, max_bytes=64 * 1024)
+    assert len(items) >= 3
+    compress = type(spool.codec).compress
+    monkeypatch.setattr(type(spool.codec), "compress", lambda *_: pytest.fail("compressed again"))
+    claim = Disk("test", spool, Counters(), LogOnce()).insure(items)
+    assert claim is not None and claim.lines == [item.plain() for item in items]
+    (segment,) = (tmp_path / "dest").iterdir()
+    assert segment.name.endswith(SUFFIX[name])
+    assert segment.read_bytes() == b"".join(item.data for item in items)
+    assert spool.claim() is None  # held by the call
+
+    monkeypatch.setattr(type(spool.codec), "compress", compress)
+    claim.delivered.update({0, 2})
+    spool.release(claim)
+    assert decoded(segment) == b"".join(item.plain() for item in items[1:2] + items[3:])
+    assert replay_all(spool) == b"".join(claim.lines[1:2] + claim.lines[3:]).splitlines(
+        keepends=True
+    )

@@ -8,6 +8,7 @@ import logging
 from dxtrack.counters import Counters
 from dxtrack.delivery.attempts import lines_of
 from dxtrack.delivery.packing import Item
+from dxtrack.delivery.segments import Claim
 from dxtrack.delivery.spool import Spool
 from dxtrack.log import LogOnce
 
@@ -34,10 +35,24 @@ class Disk:
         """Append ``items`` to the spool (what the disk refuses, it counts)."""
         spool = self.spool
         assert spool is not None
-        wanted = None if spool.codec is None else spool.codec.name
-        for item in items:  # compressed as the spool compresses: written as it is
-            same = item.codec is not None and item.codec.name == wanted
+        for item in items:
+            same = self._as_spooled(item)
             spool.append(item.data if same else item.plain(), item.lines, compressed=same)
+
+    def insure(self, items: list[Item]) -> Claim | None:
+        """Write the items of a call that is taking long to a segment of their own, kept
+        claimed (``Spool.write_claimed``); None when the disk can't take them."""
+        assert self.spool is not None
+        compressed = None
+        if all(self._as_spooled(item) for item in items):
+            compressed = b"".join(item.data for item in items)
+        units = [item.plain() for item in items]  # what a put-back writes, if it comes to that
+        return self.spool.write_claimed(units, lines_of(items), compressed)
+
+    def _as_spooled(self, item: Item) -> bool:
+        """Whether ``item`` is compressed as the spool compresses: then written as it is."""
+        codec = None if self.spool is None else self.spool.codec
+        return codec is not None and item.codec is not None and item.codec.name == codec.name
 
     def drop(self, items: list[Item], reason: str) -> None:
         """Count ``items`` as dropped for ``reason``, and say so once."""

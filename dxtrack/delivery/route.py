@@ -173,8 +173,7 @@ class Route:
         with call.lock:
             if call.done or call.insurance is not None:
                 return
-            lines = sum(item.lines for item in call.items)
-            call.insurance = self.spool.write_claimed([item.plain() for item in call.items], lines)
+            call.insurance = self.disk.insure(call.items)
 
     def backlogged(self) -> bool:
         """Whether half the pending bound is used by a sink that is not stalled (the builder

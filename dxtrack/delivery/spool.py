@@ -70,8 +70,7 @@ class Spool:
         self._segment_bytes = SEGMENT_BYTES if codec is None else COMPRESSED_SEGMENT_BYTES
         self.changes = _changes.setdefault(str(directory), Changes())
         self.max_bytes = max_bytes
-        """Past this many bytes on disk, new records are dropped (and counted), so that an
-        outage can't fill the host's disk."""
+        """Past this many bytes on disk, new records are dropped and counted (a full disk)."""
         self._stats = stats
         self._log_once = log_once
         self._lock = threading.Lock()
@@ -236,13 +235,14 @@ class Spool:
         with self._lock:
             self._close_segment()
 
-    def write_claimed(self, units: list[bytes], lines: int) -> Claim | None:
-        """Write ``units`` (each whole JSON lines; ``lines`` in all) as a segment of their own
-        and keep it claimed: the insurance of a call that is taking long, released like a
-        replayed segment once the call ends. None when the disk can't take them; they then
-        stay only in memory."""
-        data = b"".join(units)
-        if self.codec is not None:
+    def write_claimed(
+        self, units: list[bytes], lines: int, compressed: bytes | None = None
+    ) -> Claim | None:
+        """Write ``units`` (whole JSON lines, ``lines`` in all; ``compressed``: in the spool's
+        codec) as a segment kept claimed: the insurance of a call that is taking long, released
+        like a replayed segment once it ends. None when the disk can't take them."""
+        data = compressed or b"".join(units)
+        if self.codec is not None and compressed is None:
             data = self.codec.compress(data)
         with self._lock:
             self._open_directory()
