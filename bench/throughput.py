@@ -3,7 +3,8 @@
 the shipper kept up (records delivered by the end vs produced), and the peak backlog.
 
 With --outage, the bucket is deleted for the whole run (moto answers 500), to show memory stays
-within its bound: the peak resident memory is reported beside the idle baseline.
+within its bound: the peak resident memory is reported beside the idle baseline. With
+--compression, the spool keeps the records compressed too.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def main() -> None:
         default=None,
         help="the spool's bound per destination (default: dxtrack's, 1 GiB)",
     )
+    parser.add_argument(
+        "--compression", choices=["none", "gzip", "zstd"], default="none", help="the option"
+    )
     args = parser.parse_args()
 
     import boto3
@@ -43,7 +47,7 @@ def main() -> None:
     from dxtrack.api import current_client
 
     with moto_server_process():
-        spool = {}
+        spool: dict[str, object] = {"compression": args.compression}
         if args.max_spool_gib is not None:
             spool["max_spool_bytes"] = int(args.max_spool_gib * 2**30)
         bucket = configure_against_new_streams(context="bench", **spool)
@@ -89,7 +93,7 @@ def main() -> None:
         stats = dxtrack.stats()
         print(
             f"target rate:        {args.rate:,.0f} calls/s for {args.seconds:.0f} s"
-            f"{' (bucket deleted: outage)' if args.outage else ''}"
+            f"{' (bucket deleted: outage)' if args.outage else ''}, compression={args.compression}"
         )
         print(f"achieved call rate: {produced / elapsed:,.0f} calls/s ({produced:,} calls)")
         print(

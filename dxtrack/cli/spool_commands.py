@@ -14,7 +14,7 @@ import click
 from rich.table import Table
 
 from dxtrack.cli import render
-from dxtrack.delivery import compression, segments
+from dxtrack.delivery import compressed_segments, segments
 
 SPOOL_DIR_HELP = "The spool directory. Default: DXTRACK_SPOOL_DIR, else the per-user cache."
 
@@ -49,14 +49,17 @@ def _segments(directory: Path) -> list[Path]:
     )
 
 
-def _records(path: Path, data: bytes) -> int:
-    """The lines in a segment's ``data``, decompressed when its name says it is compressed."""
+def _records(path: Path, data: bytes) -> int | None:
+    """The lines in a segment's ``data``, decompressed when its name says it is compressed;
+    None (said on stderr) when it can't be read."""
     try:
-        codec = compression.codec_of_file(path.name)
-    except ValueError as exc:  # zstd without the zstandard package
+        codec = compressed_segments.codec_of_file(path.name)
+        if codec is not None:
+            data = compressed_segments.decode_all(codec, data, segments.MAX_RECORD_BYTES).data
+    except ValueError as exc:  # zstd without the zstandard package; too large to be dxtrack's
         click.echo(f"can't count the records of {path}: {exc}", err=True)
-        return 0
-    return (data if codec is None else compression.decode_all(codec, data)[0]).count(b"\n")
+        return None
+    return data.count(b"\n")
 
 
 def _locked(path: Path) -> bool:
@@ -86,7 +89,7 @@ def waiting(root: Path) -> list[Waiting]:
         for path in segments:
             with contextlib.suppress(OSError):
                 data = path.read_bytes()
-                lines += _records(path, data)
+                lines += _records(path, data) or 0
                 size += len(data)
                 mtime = path.stat().st_mtime
                 oldest = mtime if oldest is None else min(oldest, mtime)
@@ -194,11 +197,14 @@ def purge(spool_dir: str | None, yes: bool) -> None:
                 kept += 1
             else:
                 removed += removed_lines
-    render.console.print(f"removed {removed} records; {kept} segments in use were left")
+    render.console.print(
+        f"removed {removed} records; {kept} segments in use or unreadable were left"
+    )
 
 
 def _remove_unless_locked(path: Path) -> int | None:
-    """Take the segment's lock, count its lines and remove it; None when someone holds it."""
+    """Take the segment's lock, count its lines and remove it; None when someone holds it or
+    it can't be read."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -210,7 +216,8 @@ def _remove_unless_locked(path: Path) -> int | None:
         return None
     try:
         lines = _records(path, path.read_bytes())
-        path.unlink()
+        if lines is not None:  # else left as it is, like a segment in use
+            path.unlink()
         return lines
     finally:
         os.close(fd)

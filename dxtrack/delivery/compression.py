@@ -21,6 +21,8 @@ class Codec(Protocol):
     """Compresses one item into one self-contained member or frame, and back."""
 
     name: str
+    magic: bytes
+    """The bytes every member or frame begins with."""
 
     def compress(self, data: bytes) -> bytes:
         """``data`` as one complete member or frame."""
@@ -58,6 +60,7 @@ class Gzip:
     installed (``dxtrack[isal]``), else from the standard library's zlib."""
 
     name = "gzip"
+    magic = b"\x1f\x8b\x08"
 
     def __init__(self) -> None:
         try:
@@ -87,6 +90,7 @@ class Zstd:
     """zstd frames with their content size and a checksum, from the zstandard package."""
 
     name = "zstd"
+    magic = b"\x28\xb5\x2f\xfd"
 
     def __init__(self) -> None:
         import zstandard
@@ -115,7 +119,7 @@ class Zstd:
 
     def decoder(self) -> Decoder:
         """A decoder of one zstd frame."""
-        return self._zstandard.ZstdDecompressor().decompressobj()  # type: ignore[no-any-return]
+        return self._contexts()[1].decompressobj()  # type: ignore[no-any-return]
 
 
 def codec(name: str) -> Codec | None:
@@ -132,45 +136,3 @@ def codec(name: str) -> Codec | None:
                 "compression='zstd' needs the zstandard package: pip install 'dxtrack[zstd]'"
             ) from None
     raise ValueError(f"compression must be one of {', '.join(NAMES)}, got {name!r}")
-
-
-SUFFIXES: Final = {"none": ".jsonl", "gzip": ".jsonl.gz", "zstd": ".jsonl.zst"}
-"""The file name endings of spool segments, by codec: a compressed segment is its members or
-frames one after the other, so ``zcat`` or ``zstdcat`` reads it as JSON lines."""
-_PIECE = 1 << 16
-
-
-def codec_of_file(name: str) -> Codec | None:
-    """The codec of a segment by its name's ending (None: plain lines); ``ValueError`` when the
-    codec can't be had (zstd without the zstandard package)."""
-    for codec_name, suffix in SUFFIXES.items():
-        if codec_name != "none" and name.endswith(suffix):
-            return codec(codec_name)
-    return None
-
-
-def decode_all(codec: Codec, data: bytes) -> tuple[bytes, bool]:
-    """The data of consecutive members or frames, and whether they end torn: the last one cut
-    short, or a corrupt one (what it decoded before the damage is kept; nothing after it).
-
-    Fed in pieces, so that thousands of small members cost no more than one large one."""
-    out: list[bytes] = []
-    view = memoryview(data)
-    position, left = 0, b""
-    piece: bytes | memoryview
-    decoder: Decoder | None = None
-    while left or position < len(data):
-        if decoder is None:
-            decoder = codec.decoder()
-        if left:
-            piece, left = left, b""
-        else:
-            piece = view[position : position + _PIECE]
-            position += len(piece)
-        try:
-            out.append(decoder.decompress(piece))
-        except Exception:  # zlib.error, zstandard.ZstdError: damaged from here on
-            return b"".join(out), True
-        if decoder.eof:
-            left, decoder = decoder.unused_data, None
-    return b"".join(out), decoder is not None

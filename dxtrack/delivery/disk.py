@@ -36,8 +36,10 @@ class Disk:
         spool = self.spool
         assert spool is not None
         for item in items:
-            same = self._as_spooled(item)
-            spool.append(item.data if same else item.plain(), item.lines, compressed=same)
+            if self._as_spooled(item):
+                spool.append(item.data, item.lines, plain_size=item.plain_size)
+            else:
+                spool.append(item.plain(), item.lines)
 
     def insure(self, items: list[Item]) -> Claim | None:
         """Write the items of a call that is taking long to a segment of their own, kept

@@ -38,6 +38,8 @@ class Item:
     """The index of its first line in ``claim``."""
     codec: Codec | None = field(default=None, repr=False)
     """What ``data`` is compressed with (None: plain JSON lines)."""
+    plain_size: int = 0
+    """With a codec, the size of its lines before compression."""
 
     def plain(self) -> bytes:
         """Its JSON lines, uncompressed (what goes to disk)."""
@@ -104,9 +106,10 @@ def _compressed(
 ) -> list[Item]:
     """``lines[start:end]`` (``joined``, when given) as compressed items of at most ``limit``
     bytes each."""
-    data = codec.compress(b"".join(lines[start:end]) if joined is None else joined)
+    joined = b"".join(lines[start:end]) if joined is None else joined
+    data = codec.compress(joined)
     if len(data) <= limit or end - start == 1:  # one line always fits once compressed
-        return [Item(data, end - start, born, claim, start, codec)]
+        return [Item(data, end - start, born, claim, start, codec, len(joined))]
     middle = (start + end) // 2
     return _compressed(lines, start, middle, limit, codec, born, claim) + _compressed(
         lines, middle, end, limit, codec, born, claim

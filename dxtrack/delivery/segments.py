@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from dxtrack.delivery import compression
+from dxtrack.delivery import compressed_segments
 from dxtrack.delivery.compression import Codec
 
 OPEN_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC
 LEFTOVER_SECONDS = 60.0
 """Hidden files older than this are what a crash left between creating and renaming: removed."""
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+"""A compressed segment that holds more records than this is not read (the spool closes its
+own at a quarter of it): it was not written by dxtrack."""
 
 
 @dataclass(eq=False)
@@ -66,7 +69,7 @@ def segment_files(dir_fd: int) -> list[tuple[str, int]]:
 
 def is_segment(name: str) -> bool:
     """Whether ``name`` is a segment's: ``seg-<stem>`` and one of the endings."""
-    return name.startswith("seg-") and name.endswith(tuple(compression.SUFFIXES.values()))
+    return name.startswith("seg-") and name.endswith(tuple(compressed_segments.SUFFIXES.values()))
 
 
 def sweep_leftovers(dir_fd: int) -> None:
@@ -129,6 +132,7 @@ def claim_segment(dir_fd: int, name: str) -> tuple[int, list[bytes], int] | None
             raise ForeignSegment("not a regular file")
         if info.st_uid != os.geteuid():
             raise ForeignSegment(f"owned by uid {info.st_uid}, not this user")
+        codec_of_segment(name)  # before reading it all, when it can't be decoded
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         if (now.st_ino, now.st_dev) != (info.st_ino, info.st_dev):
@@ -174,20 +178,23 @@ def put_back(
 def codec_of_segment(name: str) -> Codec | None:
     """The codec segment ``name`` is written with; ``ForeignSegment`` when it can't be had."""
     try:
-        return compression.codec_of_file(name)
+        return compressed_segments.codec_of_file(name)
     except ValueError as exc:
         raise ForeignSegment(str(exc)) from None
 
 
 def segment_lines(name: str, data: bytes) -> tuple[list[bytes], int]:
     """The whole JSON-object lines of segment ``name``'s ``data``, and how many torn or corrupt
-    ones it had (a torn or damaged member or frame counts one, beside its cut line)."""
+    ones it had (a torn member or frame counts one; a damaged one, an estimate of its lines)."""
     codec = codec_of_segment(name)
     if codec is None:
         return valid_lines(data)
-    plain, torn = compression.decode_all(codec, data)
-    lines, bad = valid_lines(plain)
-    return lines, bad + (torn and not bad)
+    try:
+        decoded = compressed_segments.decode_all(codec, data, MAX_RECORD_BYTES)
+    except compressed_segments.TooLarge as exc:
+        raise ForeignSegment(str(exc)) from None
+    lines, bad = valid_lines(decoded.data)
+    return lines, bad + (decoded.torn and not bad) + decoded.damaged_records(len(lines))
 
 
 def valid_lines(data: bytes) -> tuple[list[bytes], int]:

@@ -1,14 +1,12 @@
 """A disk spool of JSON lines that a sink has not accepted, replayed until it does.
 
 One directory per destination, opened safely (``private_dir``). Each writer appends to segment
-files of its own, ``seg-<time>-<pid>-<writer>-<n>.jsonl`` (mode 0600; see ``segments``); with a
-codec, each append is one gzip member or zstd frame, in ``.jsonl.gz`` or ``.jsonl.zst``, so the
-same ``max_bytes`` holds several times more records. A
-replayer claims a segment by locking it; when it is done the segment is deleted (all
-delivered), rewritten in place with the lines still undelivered, or left as it was: a segment is
-put back, never copied. Past ``max_bytes`` on disk, or when the disk fails, records are dropped
-and counted by reason, and a failing disk is tried again only ``RETRY_DISK_AFTER`` seconds
-later, in the same segment file.
+files of its own, ``seg-<time>-<pid>-<writer>-<n>.jsonl`` (mode 0600; see ``segments``), or with
+a codec ``.jsonl.gz``/``.jsonl.zst``, an append a gzip member or zstd frame. A replayer claims a
+segment by locking it; when it is done the segment is deleted (all delivered), rewritten in
+place with the lines still undelivered, or left as it was: a segment is put back, never copied.
+Past ``max_bytes`` on disk, or when the disk fails, records are dropped and counted by reason,
+and a failing disk is tried again only ``RETRY_DISK_AFTER`` seconds later.
 """
 
 from __future__ import annotations
@@ -21,15 +19,16 @@ from pathlib import Path
 
 from dxtrack.counters import Counters
 from dxtrack.delivery import segments
-from dxtrack.delivery.compression import SUFFIXES, Codec
+from dxtrack.delivery.compressed_segments import SUFFIXES
+from dxtrack.delivery.compression import Codec
 from dxtrack.delivery.private_dir import UnsafeDirectory, open_private_dir
 from dxtrack.delivery.segments import Claim
 from dxtrack.log import LogOnce
 
 SEGMENT_BYTES = 4 * 1024 * 1024
-"""A segment is closed at this size: small enough to replay without crowding memory."""
-COMPRESSED_SEGMENT_BYTES = SEGMENT_BYTES // 4
-"""... or this size, compressed (a replay holds its records, several times more, in memory)."""
+"""A segment is closed at this size: small enough to replay without crowding memory ..."""
+SEGMENT_RECORD_BYTES = 4 * SEGMENT_BYTES
+"""... or once it holds this much of records, compressed (a replay holds them in memory)."""
 SYNC_EVERY = 0.5
 """Seconds between ``fsync`` calls of the open segment, as Vector's disk buffer does."""
 RETRY_DISK_AFTER = 5.0
@@ -67,7 +66,6 @@ class Spool:
         self.codec = codec
         """What new segments are compressed with (None: plain lines)."""
         self._suffix = SUFFIXES["none" if codec is None else codec.name]
-        self._segment_bytes = SEGMENT_BYTES if codec is None else COMPRESSED_SEGMENT_BYTES
         self.changes = _changes.setdefault(str(directory), Changes())
         self.max_bytes = max_bytes
         """Past this many bytes on disk, new records are dropped and counted (a full disk)."""
@@ -82,7 +80,7 @@ class Spool:
         self._size = 0
         self._fd: int | None = None
         self._name = ""
-        self._written = 0
+        self._written = self._records_written = 0
         self._synced_at = 0.0
         self._dirty = False
         self._failed_at = -RETRY_DISK_AFTER
@@ -95,8 +93,7 @@ class Spool:
     # ---- the directory -----------------------------------------------------------------------
 
     def available(self) -> bool:
-        """Whether the spool can take lines now: its directory is safe, and the disk worked the
-        last time (or long enough ago)."""
+        """Whether the spool can take lines now: a safe directory, a disk that worked lately."""
         if self._dir_fd is None and not self._refused:
             with self._lock:
                 self._open_directory()
@@ -128,23 +125,23 @@ class Spool:
 
     # ---- writing ------------------------------------------------------------------------------
 
-    def append(self, data: bytes, lines: int, *, compressed: bool = False) -> int:
-        """Append whole JSON lines; return how many reached the disk. The rest are dropped and
-        counted by reason (a full spool, a failing disk, a refused directory). ``compressed``:
-        ``data`` is one member or frame of the spool's codec already, written as it is."""
+    def append(self, data: bytes, lines: int, *, plain_size: int = 0) -> int:
+        """Append whole JSON lines (``plain_size``: a member or frame of the spool's codec, of
+        that many bytes of them); return how many reached the disk, the rest counted by reason."""
         if not lines:
             return 0
-        if self.codec is not None and not compressed:
-            data = self.codec.compress(data)
+        if plain_size == 0:
+            plain_size = len(data)
+            data = data if self.codec is None else self.codec.compress(data)
         with self._lock:
-            written = self._append(data, lines)
+            written = self._append(data, lines, plain_size)
             if written:
                 self._stats.add("spooled", written)
                 self._own[self._name] = self._own.get(self._name, 0) + written
                 self.changes.bump()
             return written
 
-    def _append(self, data: bytes, lines: int) -> int:
+    def _append(self, data: bytes, lines: int, plain_size: int) -> int:
         self._open_directory()
         if self._dir_fd is None:
             self._stats.drop("spool_closed" if self._closed else "spool_refused", lines)
@@ -163,15 +160,17 @@ class Spool:
             )
             return 0
         try:
-            if self._fd is None or self._written >= self._segment_bytes:
+            full = self._records_written >= SEGMENT_RECORD_BYTES
+            if self._fd is None or self._written >= SEGMENT_BYTES or full:
                 self._close_segment()
                 self._fd, self._name = self._create_segment()
-                self._written = 0
+                self._written = self._records_written = 0
             segments.write_all(self._fd, data)
         except OSError as exc:
             done = exc.done if isinstance(exc, segments.PartialWrite) else 0
             return self._partial_write(data, done, lines, exc)
         self._written += len(data)
+        self._records_written += plain_size
         self._size += len(data)
         self._dirty = True
         self.sync(force=False)
@@ -184,8 +183,9 @@ class Spool:
         if self._fd is not None and whole < done:
             try:
                 os.ftruncate(self._fd, self._written + whole)
-            except OSError:
-                whole = done  # can't cut: the torn tail is skipped and counted at replay
+            except OSError:  # the torn tail is skipped and counted at replay: nothing after it
+                whole = done
+                self._records_written = SEGMENT_RECORD_BYTES
         written = data.count(b"\n", 0, whole) if self.codec is None else 0
         self._written += whole
         self._size += whole
