@@ -37,7 +37,10 @@ def main() -> None:
         help="the spool's bound per destination (default: dxtrack's, 1 GiB)",
     )
     parser.add_argument(
-        "--compression", choices=["none", "gzip", "zstd"], default="none", help="the option"
+        "--compression",
+        choices=["none", "gzip", "zstd"],
+        default="none",
+        help="dxtrack's compression option",
     )
     args = parser.parse_args()
 

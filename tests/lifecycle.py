@@ -337,11 +337,11 @@ def decompressed(name: str, data: bytes) -> tuple[bytes, str]:
     compressed (every member or frame), and what was wrong with its end, if anything."""
     if name.endswith(".jsonl"):
         return data, ""
-    import zstandard  # not in the other Pythons' venvs, which load this module as a plugin
-
     if name.endswith(".gz"):
         reader: Any = gzip.GzipFile(fileobj=io.BytesIO(data))
     else:
+        import zstandard  # not in the other Pythons' venvs, which load this module as a plugin
+
         reader = zstandard.ZstdDecompressor().stream_reader(
             io.BytesIO(data), read_across_frames=True
         )
@@ -349,7 +349,7 @@ def decompressed(name: str, data: bytes) -> tuple[bytes, str]:
     try:
         while chunk := reader.read(1 << 16):
             chunks.append(chunk)
-    except (EOFError, OSError, zstandard.ZstdError) as exc:
+    except Exception as exc:  # EOFError, BadGzipFile, zlib.error, ZstdError
         return b"".join(chunks), f"damaged or cut short: {exc}"
     return b"".join(chunks), ""
 

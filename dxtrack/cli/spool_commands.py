@@ -30,6 +30,8 @@ class Waiting:
     oldest: float | None
     in_use: int
     """Segments that a running process holds open (its current segment or a replay)."""
+    unreadable: int = 0
+    """Segments whose records can't be counted (a ``.jsonl.zst`` without zstandard)."""
 
 
 def spool_root(option: str | None) -> Path:
@@ -49,17 +51,26 @@ def _segments(directory: Path) -> list[Path]:
     )
 
 
-def _records(path: Path, data: bytes) -> int | None:
-    """The lines in a segment's ``data``, decompressed when its name says it is compressed;
-    None (said on stderr) when it can't be read."""
-    try:
-        codec = compressed_segments.codec_of_file(path.name)
-        if codec is not None:
-            data = compressed_segments.decode_all(codec, data, segments.MAX_RECORD_BYTES).data
-    except ValueError as exc:  # zstd without the zstandard package; too large to be dxtrack's
-        click.echo(f"can't count the records of {path}: {exc}", err=True)
-        return None
-    return data.count(b"\n")
+_counted: dict[tuple[str, int, int, int], int | None] = {}
+
+
+def _records(path: Path, data: bytes | None = None) -> int | None:
+    """The lines in a segment, decompressed when its name says it is compressed (counted once
+    while it stays the same); None (said on stderr once) when it can't be read."""
+    info = path.stat()
+    key = (str(path), info.st_ino, info.st_size, info.st_mtime_ns)
+    if key not in _counted:
+        data = path.read_bytes() if data is None else data
+        try:
+            codec = compressed_segments.codec_of_file(path.name)
+            if codec is not None:
+                decoded = compressed_segments.decode_all(codec, data, segments.MAX_RECORD_BYTES)
+                data = b"".join(member.data for member in decoded.members)
+            _counted[key] = data.count(b"\n")
+        except ValueError as exc:  # zstd without zstandard; too large to be dxtrack's
+            click.echo(f"can't count the records of {path}: {exc}", err=True)
+            _counted[key] = None
+    return _counted[key]
 
 
 def _locked(path: Path) -> bool:
@@ -83,18 +94,19 @@ def waiting(root: Path) -> list[Waiting]:
     if not root.is_dir():
         return found
     for directory in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
-        segments = _segments(directory)
-        lines = size = in_use = 0
+        files = _segments(directory)
+        lines = size = in_use = unreadable = 0
         oldest = None
-        for path in segments:
+        for path in files:
             with contextlib.suppress(OSError):
-                data = path.read_bytes()
-                lines += _records(path, data) or 0
-                size += len(data)
-                mtime = path.stat().st_mtime
-                oldest = mtime if oldest is None else min(oldest, mtime)
+                records = _records(path)
+                lines += records or 0
+                unreadable += records is None
+                info = path.stat()
+                size += info.st_size
+                oldest = info.st_mtime if oldest is None else min(oldest, info.st_mtime)
                 in_use += _locked(path)
-        found.append(Waiting(directory.name, len(segments), lines, size, oldest, in_use))
+        found.append(Waiting(directory.name, len(files), lines, size, oldest, in_use, unreadable))
     return found
 
 
@@ -169,9 +181,13 @@ def replay(spool_dir: str | None, timeout: float) -> None:
                 break
     finally:
         dxtrack.shutdown(timeout=10.0)
-    left = sum(r.lines for r in waiting(root))
-    render.console.print(f"sent {max(before - left, 0)}; {left} still waiting")
-    if left:
+    rows = waiting(root)
+    left, unreadable = sum(r.lines for r in rows), sum(r.unreadable for r in rows)
+    render.console.print(
+        f"sent {max(before - left, 0)}; {left} still waiting"
+        + (f", and {unreadable} segment(s) that can't be read" if unreadable else "")
+    )
+    if left or unreadable:
         raise SystemExit(1)
 
 

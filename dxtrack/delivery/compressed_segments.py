@@ -1,9 +1,10 @@
 """Reading compressed spool segments: gzip members or zstd frames of whole JSON lines, one after
 the other, read back as far as they can be.
 
-A member is kept only once it has ended with its checksum verified. A damaged one is skipped up
-to the next member's first bytes, and its records are counted by an estimate; a member cut short
-at the end of the file (a write torn by a crash) gives the lines it holds.
+A whole member is kept only once it has ended with its checksum verified. A damaged one is
+skipped up to the next member's first bytes, and its records are counted by an estimate; a member
+cut short at the end of the file (a write torn by a crash) gives the lines it holds (zstd: those
+of its whole blocks).
 """
 
 from __future__ import annotations
@@ -31,15 +32,23 @@ class TooLarge(ValueError):
 
 
 @dataclass
+class Member:
+    """One member or frame read back."""
+
+    data: bytes
+    """Its JSON lines."""
+    raw: bytes | None
+    """Its bytes in the file; None when it was cut short (a torn write)."""
+
+
+@dataclass
 class Decoded:
     """What a segment holds."""
 
-    data: bytes
-    """The JSON lines of its members, damaged ones left out."""
-    torn: bool = False
-    """The last member was cut short (its whole lines are in ``data``)."""
+    members: list[Member]
+    """The members read, whole or the last one cut short; damaged ones left out ..."""
     damaged: int = 0
-    """Compressed bytes skipped as damaged ..."""
+    """... their compressed bytes ..."""
     stretches: int = 0
     """... in this many places."""
     whole: int = 0
@@ -67,12 +76,11 @@ def codec_of_file(name: str) -> Codec | None:
 
 def decode_all(codec: Codec, data: bytes, limit: int) -> Decoded:
     """Every member of ``data`` that can be read; ``TooLarge`` past ``limit`` bytes of lines."""
-    found = Decoded(b"")
-    out: list[bytes] = []
-    size = start = 0
+    found = Decoded([])
+    start = 0
     view = memoryview(data)
     while start < len(data):
-        chunks, end = _member(codec, view, start)
+        chunks, end = _member(codec, view, start, limit)
         following = -1
         if end is None or end < 0:  # damaged, or cut short: is another member behind it?
             following = data.find(codec.magic, start + 1)
@@ -82,22 +90,21 @@ def decode_all(codec: Codec, data: bytes, limit: int) -> Decoded:
             found.stretches += 1
             start = following
             continue
-        out += chunks
-        size += sum(len(chunk) for chunk in chunks)
-        if size > limit:
-            raise TooLarge(f"holds more than {limit} bytes of records")
+        limit -= sum(len(chunk) for chunk in chunks)
         if end < 0:
-            found.torn = True
+            found.members.append(Member(b"".join(chunks), None))
             break
+        found.members.append(Member(b"".join(chunks), data[start:end]))
         found.whole += end - start
         start = end
-    found.data = b"".join(out)
     return found
 
 
-def _member(codec: Codec, view: memoryview, start: int) -> tuple[list[bytes], int | None]:
+def _member(
+    codec: Codec, view: memoryview, start: int, limit: int
+) -> tuple[list[bytes], int | None]:
     """The output of the member at ``start`` and where it ends: -1 when the data ends first,
-    None when it is damaged (then no output)."""
+    None when it is damaged (then no output); ``TooLarge`` past ``limit`` bytes of output."""
     decoder = codec.decoder()
     chunks: list[bytes] = []
     position = start
@@ -108,6 +115,9 @@ def _member(codec: Codec, view: memoryview, start: int) -> tuple[list[bytes], in
             chunks.append(decoder.decompress(piece))
         except Exception:  # zlib.error, zstandard.ZstdError: a bad header, data or checksum
             return [], None
+        limit -= len(chunks[-1])
+        if limit < 0:
+            raise TooLarge("holds more records than a spool segment of dxtrack's")
         if decoder.eof:
             return chunks, position - len(decoder.unused_data)
     return chunks, -1

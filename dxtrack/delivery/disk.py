@@ -45,11 +45,10 @@ class Disk:
         """Write the items of a call that is taking long to a segment of their own, kept
         claimed (``Spool.write_claimed``); None when the disk can't take them."""
         assert self.spool is not None
-        compressed = None
-        if all(self._as_spooled(item) for item in items):
-            compressed = b"".join(item.data for item in items)
+        members = [item.data for item in items]
         units = [item.plain() for item in items]  # what a put-back writes, if it comes to that
-        return self.spool.write_claimed(units, lines_of(items), compressed)
+        as_they_are = all(self._as_spooled(item) for item in items)
+        return self.spool.write_claimed(units, lines_of(items), members if as_they_are else None)
 
     def _as_spooled(self, item: Item) -> bool:
         """Whether ``item`` is compressed as the spool compresses: then written as it is."""

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 COMPRESSED_GROUP: Final = 4
 """With a codec, an item holds up to this many times the item limit of lines before compression
 (split again in the rare case that they compress to more than the limit)."""
+CALL_RECORD_BYTES: Final = 16 * 1024 * 1024
+"""With a codec, a call holds at most this much of records before compression: a slow call's
+insurance segment is read whole to be replayed (``spool.SEGMENT_RECORD_BYTES``)."""
 
 
 @dataclass(eq=False)
@@ -120,15 +123,18 @@ def calls(
     items: Iterable[Item], limits: Limits, max_bytes: int | None = None
 ) -> Iterator[list[Item]]:
     """Group ``items`` in order into calls of at most ``max_items_per_call`` and
-    ``max_call_bytes`` (or ``max_bytes``, when smaller)."""
+    ``max_call_bytes`` (or ``max_bytes``, when smaller), and ``CALL_RECORD_BYTES`` of records
+    before compression."""
     call: list[Item] = []
-    size = 0
+    size = records = 0
     limit = limits.max_call_bytes if max_bytes is None else min(max_bytes, limits.max_call_bytes)
     for item in items:
-        if call and (len(call) >= limits.max_items_per_call or size + len(item.data) > limit):
+        full = len(call) >= limits.max_items_per_call or size + len(item.data) > limit
+        if call and (full or records + item.plain_size > CALL_RECORD_BYTES):
             yield call
-            call, size = [], 0
+            call, size, records = [], 0, 0
         call.append(item)
         size += len(item.data)
+        records += item.plain_size
     if call:
         yield call

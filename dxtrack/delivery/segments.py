@@ -17,6 +17,7 @@ import fcntl
 import os
 import stat
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -30,6 +31,13 @@ LEFTOVER_SECONDS = 60.0
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 """A compressed segment that holds more records than this is not read (the spool closes its
 own at a quarter of it): it was not written by dxtrack."""
+REWRITTEN_MEMBER_BYTES = 512 * 1024
+"""A put-back compresses what is left of a partly delivered member again, in members of at most
+this much of records (what a replay call sends), which the next put-back copies as they are."""
+
+Block = tuple[bytes | None, Sequence[int]]
+"""A member of a compressed segment: its bytes (None: to be compressed again), and the indices
+of the claim's units it holds."""
 
 
 @dataclass(eq=False)
@@ -42,10 +50,13 @@ class Claim:
     lines: list[bytes]
     delivered: set[int] = field(default_factory=set)
     rewrite: bool = False
-    """Corrupt lines were skipped: write the segment back without them."""
+    """Corrupt lines were skipped (``bad`` of them): write the segment back without them."""
+    bad: int = 0
     saved: int = 0
     """How many delivered units the file on disk already leaves out."""
     released: bool = False
+    blocks: list[Block] | None = None
+    """A compressed segment's members: a put-back copies those with nothing delivered."""
 
 
 class ForeignSegment(OSError):
@@ -118,10 +129,11 @@ class PartialWrite(OSError):
         self.done = done
 
 
-def claim_segment(dir_fd: int, name: str) -> tuple[int, list[bytes], int] | None:
-    """Lock and read segment ``name``: its descriptor (holding the lock), its whole lines, and
-    how many torn or corrupt lines were skipped. None when another process holds it or it is
-    gone; ``ForeignSegment`` when it is not this user's regular file."""
+def claim_segment(dir_fd: int, name: str) -> Claim | None:
+    """Lock and read segment ``name``: its descriptor (holding the lock) and its whole lines;
+    ``rewrite`` when torn or corrupt lines were skipped (``Claim.bad`` of them). None when
+    another process holds it or it is gone; ``ForeignSegment`` when it is not this user's
+    regular file, or can't be read."""
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | OPEN_FLAGS, dir_fd=dir_fd)
     except OSError:
@@ -138,41 +150,65 @@ def claim_segment(dir_fd: int, name: str) -> tuple[int, list[bytes], int] | None
         if (now.st_ino, now.st_dev) != (info.st_ino, info.st_dev):
             os.close(fd)  # put back or deleted by another replayer meanwhile
             return None
-        lines, bad = segment_lines(name, read_all(fd))
+        lines, bad, blocks = segment_lines(name, read_all(fd))
     except ForeignSegment:
         os.close(fd)
         raise
     except OSError:
         os.close(fd)
         return None
-    return fd, lines, bad
+    return Claim(name, fd, lines, rewrite=bool(bad), bad=bad, blocks=blocks)
 
 
-def put_back(
-    dir_fd: int, name: str, units: list[bytes], *, keep_lock: bool = False
-) -> tuple[int, int]:
-    """Replace segment ``name`` with ``units`` (plain lines, compressed as its name says),
-    atomically. Returns the new file's size, and with ``keep_lock`` its descriptor, locked
-    before it replaced the old one (else -1)."""
-    data = b"".join(units)
-    codec = codec_of_segment(name)
-    if codec is not None:
-        data = codec.compress(data)
-    hidden = f".put-{name}"
+def put_back(dir_fd: int, claim: Claim, *, keep_lock: bool = False) -> int:
+    """Replace the claimed segment with its units not delivered, atomically, compressed as its
+    name says; returns its new size. With ``keep_lock`` the new file is locked before it
+    replaces the old one, and becomes the claim's descriptor."""
+    data = _rest(claim)
+    hidden = f".put-{claim.name}"
     fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | OPEN_FLAGS, 0o600, dir_fd=dir_fd)
     try:
         if keep_lock:
             fcntl.flock(fd, fcntl.LOCK_EX)
         write_all(fd, data)
         os.fsync(fd)
-        os.rename(hidden, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        os.rename(hidden, claim.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         os.close(fd)
         raise
     if keep_lock:
-        return fd, len(data)
-    os.close(fd)
-    return -1, len(data)
+        os.close(claim.fd)
+        claim.fd = fd
+    else:
+        os.close(fd)
+    return len(data)
+
+
+def _rest(claim: Claim) -> bytes:
+    """The units not delivered, as a put-back writes them: members with nothing delivered as
+    they are, what is left of the others compressed again."""
+    codec = codec_of_segment(claim.name)
+    delivered, lines = claim.delivered, claim.lines
+    if codec is None:
+        return b"".join(unit for i, unit in enumerate(lines) if i not in delivered)
+    blocks: list[Block] = []
+    out: list[bytes] = []
+    for raw, indices in claim.blocks or [(None, range(len(lines)))]:
+        left = [i for i in indices if i not in delivered]
+        if raw is not None and len(left) == len(indices):
+            blocks.append((raw, indices))
+            out.append(raw)
+            continue
+        start = size = 0
+        for end, i in enumerate(left):  # runs of REWRITTEN_MEMBER_BYTES
+            size += len(lines[i])
+            if size >= REWRITTEN_MEMBER_BYTES or end == len(left) - 1:
+                group = left[start : end + 1]
+                out.append(codec.compress(b"".join(lines[i] for i in group)))
+                blocks.append((out[-1], group))
+                start, size = end + 1, 0
+    claim.blocks = blocks
+    return b"".join(out)
 
 
 def codec_of_segment(name: str) -> Codec | None:
@@ -183,18 +219,27 @@ def codec_of_segment(name: str) -> Codec | None:
         raise ForeignSegment(str(exc)) from None
 
 
-def segment_lines(name: str, data: bytes) -> tuple[list[bytes], int]:
-    """The whole JSON-object lines of segment ``name``'s ``data``, and how many torn or corrupt
-    ones it had (a torn member or frame counts one; a damaged one, an estimate of its lines)."""
+def segment_lines(name: str, data: bytes) -> tuple[list[bytes], int, list[Block] | None]:
+    """The whole JSON-object lines of segment ``name``'s ``data``, how many torn or corrupt ones
+    it had (a torn member or frame counts one; a damaged one, an estimate of its lines), and
+    its members when it is compressed."""
     codec = codec_of_segment(name)
     if codec is None:
-        return valid_lines(data)
+        return (*valid_lines(data), None)
     try:
         decoded = compressed_segments.decode_all(codec, data, MAX_RECORD_BYTES)
     except compressed_segments.TooLarge as exc:
         raise ForeignSegment(str(exc)) from None
-    lines, bad = valid_lines(decoded.data)
-    return lines, bad + (decoded.torn and not bad) + decoded.damaged_records(len(lines))
+    lines: list[bytes] = []
+    blocks: list[Block] = []
+    bad = 0
+    for member in decoded.members:
+        good, wrong = valid_lines(member.data)
+        wrong = wrong or member.raw is None  # cut short at the end of a line: the cut counts
+        blocks.append((None if wrong else member.raw, range(len(lines), len(lines) + len(good))))
+        lines += good
+        bad += wrong
+    return lines, bad + decoded.damaged_records(len(lines)), blocks
 
 
 def valid_lines(data: bytes) -> tuple[list[bytes], int]:

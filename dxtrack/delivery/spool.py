@@ -21,13 +21,14 @@ from dxtrack.counters import Counters
 from dxtrack.delivery import segments
 from dxtrack.delivery.compressed_segments import SUFFIXES
 from dxtrack.delivery.compression import Codec
+from dxtrack.delivery.packing import CALL_RECORD_BYTES
 from dxtrack.delivery.private_dir import UnsafeDirectory, open_private_dir
-from dxtrack.delivery.segments import Claim
+from dxtrack.delivery.segments import Block, Claim
 from dxtrack.log import LogOnce
 
 SEGMENT_BYTES = 4 * 1024 * 1024
 """A segment is closed at this size: small enough to replay without crowding memory ..."""
-SEGMENT_RECORD_BYTES = 4 * SEGMENT_BYTES
+SEGMENT_RECORD_BYTES = CALL_RECORD_BYTES
 """... or once it holds this much of records, compressed (a replay holds them in memory)."""
 SYNC_EVERY = 0.5
 """Seconds between ``fsync`` calls of the open segment, as Vector's disk buffer does."""
@@ -87,6 +88,7 @@ class Spool:
         self._writer = os.urandom(4).hex()
         self._segments = 0
         self._own: dict[str, int] = {}
+        self._unreadable: set[tuple[str, int]] = set()
         self.own_only = False
         """In a forked child: replay only what this process spooled, never the parent's."""
 
@@ -236,13 +238,13 @@ class Spool:
             self._close_segment()
 
     def write_claimed(
-        self, units: list[bytes], lines: int, compressed: bytes | None = None
+        self, units: list[bytes], lines: int, members: list[bytes] | None = None
     ) -> Claim | None:
-        """Write ``units`` (whole JSON lines, ``lines`` in all; ``compressed``: in the spool's
-        codec) as a segment kept claimed: the insurance of a call that is taking long, released
-        like a replayed segment once it ends. None when the disk can't take them."""
-        data = compressed or b"".join(units)
-        if self.codec is not None and compressed is None:
+        """Write ``units`` (whole JSON lines, ``lines`` in all; ``members``: each of them in the
+        spool's codec) as a segment kept claimed: the insurance of a call that is taking long,
+        released like a replayed segment once it ends. None when the disk can't take them."""
+        data = b"".join(units if members is None else members)
+        if self.codec is not None and members is None:
             data = self.codec.compress(data)
         with self._lock:
             self._open_directory()
@@ -261,7 +263,8 @@ class Spool:
                 return None
             self._size += len(data)
             self._own[name] = lines
-            return Claim(name, fd, units)
+            blocks: list[Block] = [(m, (i,)) for i, m in enumerate(members or ())]
+            return Claim(name, fd, units, blocks=None if members is None else blocks)
 
     # ---- replaying ----------------------------------------------------------------------------
 
@@ -276,12 +279,13 @@ class Spool:
         with self._lock:
             self._size = sum(size for _, size in files)
             self._measured_at = time.monotonic()
-        for name, _ in files:
-            if self.own_only and name not in self._own:
+        for name, size in files:
+            if (self.own_only and name not in self._own) or (name, size) in self._unreadable:
                 continue
             try:
                 found = segments.claim_segment(dir_fd, name)
             except segments.ForeignSegment as exc:
+                self._unreadable.add((name, size))  # not read again while it stays the same
                 self._log_once(
                     f"spool-foreign:{self.directory}/{name}",
                     logging.WARNING,
@@ -293,18 +297,17 @@ class Spool:
                 continue
             if found is None:
                 continue
-            fd, lines, bad = found
-            if bad:
-                self._stats.drop("spool_corrupt", bad)
+            if found.bad:
+                self._stats.drop("spool_corrupt", found.bad)
                 self._log_once(
                     f"spool-corrupt:{self.directory}/{name}",
                     logging.WARNING,
                     "dxtrack: skipped %d torn or corrupt line(s) in spool segment %s/%s",
-                    bad,
+                    found.bad,
                     self.directory,
                     name,
                 )
-            return Claim(name, fd, lines, rewrite=bool(bad))
+            return found
         return None
 
     def checkpoint(self, claim: Claim) -> None:
@@ -338,10 +341,7 @@ class Spool:
                 os.unlink(claim.name, dir_fd=dir_fd)
                 after = 0
             elif len(claim.delivered) != claim.saved or claim.rewrite:
-                fd, after = segments.put_back(dir_fd, claim.name, left, keep_lock=keep_lock)
-                if keep_lock:
-                    os.close(claim.fd)
-                    claim.fd = fd
+                after = segments.put_back(dir_fd, claim, keep_lock=keep_lock)
                 claim.saved, claim.rewrite = len(claim.delivered), False
         except OSError as exc:
             self._log_once(
