@@ -76,6 +76,19 @@ def replay_all(spool: Spool) -> list[bytes]:
     return lines
 
 
+def compressions(spool: Spool, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of what the spool's codec compresses from now on."""
+    sizes: list[int] = []
+    compress = type(spool.codec).compress
+
+    def counted(self: object, data: bytes) -> bytes:
+        sizes.append(len(data))
+        return compress(self, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(spool.codec), "compress", counted)
+    return sizes
+
+
 def append_in_batches(spool: Spool, lines: list[bytes], size: int = 100) -> int:
     return sum(
         spool.append(b"".join(lines[i : i + size]), len(lines[i : i + size]))
@@ -229,25 +242,43 @@ def test_a_zstd_segment_without_zstandard_is_left_on_disk(
     assert "dropped.spool_corrupt" not in stats.snapshot()
 
 
-@pytest.mark.parametrize("name", CODECS)
-def test_a_write_cut_short_drops_and_counts_the_whole_member(
-    name: str, records: list[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A full disk in the middle of a member: it is cut off, so the segment stays whole."""
+def spool_with_a_torn_write(
+    name: str,
+    records: list[bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    cut_fails: bool,
+) -> tuple[Spool, Counters]:
+    """50 records, 50 whose write a full disk cuts in half (the cut that follows failing too,
+    with ``cut_fails``), then 50 more; the segment closed."""
     stats = Counters()
     spool = new_spool(tmp_path, name, stats)
     assert spool.append(b"".join(records[:50]), 50) == 50
-    real_write_all = segments.write_all
 
     def half_then_full(fd: int, data: bytes) -> int:
         os.write(fd, data[: len(data) // 2])
         raise segments.PartialWrite(len(data) // 2, OSError(28, "No space left on device"))
 
-    monkeypatch.setattr(segments, "write_all", half_then_full)
-    assert spool.append(b"".join(records[50:100]), 50) == 0
-    monkeypatch.setattr(segments, "write_all", real_write_all)
+    def cannot_cut(fd: int, length: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(segments, "write_all", half_then_full)
+        if cut_fails:
+            patched.setattr(os, "ftruncate", cannot_cut)
+        assert spool.append(b"".join(records[50:100]), 50) == 0
     assert spool.append(b"".join(records[100:150]), 50) == 50
     spool.close_segment()
+    return spool, stats
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_a_write_cut_short_drops_and_counts_the_whole_member(
+    name: str, records: list[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk in the middle of a member: it is cut off, so the segment stays whole."""
+    spool, stats = spool_with_a_torn_write(name, records, tmp_path, monkeypatch, cut_fails=False)
     counts = stats.snapshot()
     assert counts["dropped.spool_write_failed"] == 50 and counts["spooled"] == 100
     assert replay_all(spool) == records[:50] + records[100:150]
@@ -264,14 +295,7 @@ def test_compressed_items_go_to_disk_as_they_are(
     ours = pack(records[:500], Limits(1 << 20, 500, 4 << 20, True, codec=codec(name)))
     other = "zstd" if name == "gzip" else "gzip"
     theirs = pack(records[500:600], Limits(1 << 20, 500, 4 << 20, True, codec=codec(other)))
-    calls: list[int] = []
-    compress = type(spool.codec).compress
-
-    def counted(self: object, data: bytes) -> bytes:
-        calls.append(len(data))
-        return compress(self, data)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(type(spool.codec), "compress", counted)
+    calls = compressions(spool, monkeypatch)
     Disk("test", spool, Counters(), LogOnce()).write(ours + theirs)
     spool.close_segment()
     assert calls == [len(b"".join(records[500:600]))]
@@ -343,24 +367,7 @@ def test_a_slow_calls_insurance_is_written_compressed_as_it_is(
 def test_when_a_torn_member_cant_be_cut_off_later_appends_go_to_a_new_segment(
     name: str, records: list[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stats = Counters()
-    spool = new_spool(tmp_path, name, stats)
-    assert spool.append(b"".join(records[:50]), 50) == 50
-    real_write_all = segments.write_all
-
-    def half_then_full(fd: int, data: bytes) -> int:
-        os.write(fd, data[: len(data) // 2])
-        raise segments.PartialWrite(len(data) // 2, OSError(28, "No space left on device"))
-
-    def cannot_cut(fd: int, length: int) -> None:
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(segments, "write_all", half_then_full)
-    monkeypatch.setattr(os, "ftruncate", cannot_cut)
-    assert spool.append(b"".join(records[50:100]), 50) == 0
-    monkeypatch.setattr(segments, "write_all", real_write_all)
-    assert spool.append(b"".join(records[100:150]), 50) == 50
-    spool.close_segment()
+    spool, stats = spool_with_a_torn_write(name, records, tmp_path, monkeypatch, cut_fails=True)
     assert len(list((tmp_path / "dest").iterdir())) == 2
     replayed = replay_all(spool)
     assert replayed[:50] == records[:50] and replayed[-50:] == records[100:150]
@@ -425,14 +432,7 @@ def test_a_put_back_copies_untouched_members_and_compresses_only_whats_left_of_o
     (segment,) = (tmp_path / "dest").iterdir()
     original = segment.read_bytes()
     untouched = original[sizes[0] :]  # members 2 to 4
-    compressed: list[int] = []
-    compress = type(spool.codec).compress
-
-    def counted(self: object, data: bytes) -> bytes:
-        compressed.append(len(data))
-        return compress(self, data)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(type(spool.codec), "compress", counted)
+    compressed = compressions(spool, monkeypatch)
     claim = spool.claim()
     assert claim is not None and claim.lines == records[:2_000]
     claim.delivered.update(range(200))
