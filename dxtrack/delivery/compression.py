@@ -118,7 +118,8 @@ class Zstd:
         return self._contexts()[1].decompress(data)  # type: ignore[no-any-return]
 
     def decoder(self) -> Decoder:
-        """A decoder of one zstd frame."""
+        """A decoder of one zstd frame, on this thread's decompression context: a
+        ``decompress()`` on the same thread before it is done would reset it."""
         return self._contexts()[1].decompressobj()  # type: ignore[no-any-return]
 
 

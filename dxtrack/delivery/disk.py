@@ -51,9 +51,11 @@ class Disk:
         return self.spool.write_claimed(units, lines_of(items), members if as_they_are else None)
 
     def _as_spooled(self, item: Item) -> bool:
-        """Whether ``item`` is compressed as the spool compresses: then written as it is."""
+        """Whether ``item`` is compressed as the spool compresses (and knows its size before
+        that): then written as it is."""
         codec = None if self.spool is None else self.spool.codec
-        return codec is not None and item.codec is not None and item.codec.name == codec.name
+        same = codec is not None and item.codec is not None and item.codec.name == codec.name
+        return same and item.plain_size > 0
 
     def drop(self, items: list[Item], reason: str) -> None:
         """Count ``items`` as dropped for ``reason``, and say so once."""

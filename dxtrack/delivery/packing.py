@@ -45,7 +45,7 @@ class Item:
     """With a codec, the size of its lines before compression."""
 
     def plain(self) -> bytes:
-        """Its JSON lines, uncompressed (what goes to disk)."""
+        """Its JSON lines, uncompressed."""
         return self.data if self.codec is None else self.codec.decompress(self.data)
 
 

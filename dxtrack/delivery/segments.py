@@ -4,10 +4,10 @@ Every operation is relative to the spool directory's descriptor and never follow
 link. A segment holds plain JSON lines (``.jsonl``), or gzip members or zstd frames of them
 (``.jsonl.gz``, ``.jsonl.zst``), as the spool's ``compression`` was when it was created; it is
 read by its name's ending, whatever the spool's codec is now. A segment is created under a
-hidden name, locked with ``flock``, and only then renamed
-into view, so no replayer can take a segment that its writer still holds; it is put back by
-writing the lines left to a hidden file and renaming that over it, so a crash leaves either the
-old segment or the new one, never a mix.
+hidden name, locked with ``flock``, and only then renamed into view, so no replayer can take a
+segment that its writer still holds; it is put back by writing the lines left to a hidden file
+and renaming that over it, so a crash leaves either the old segment or the new one, never a
+mix.
 """
 
 from __future__ import annotations
