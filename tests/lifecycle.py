@@ -290,6 +290,9 @@ class Lake:
             ):
                 for obj in page.get("Contents", []):
                     body = s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
+                    codec = {b"\x1f\x8b": ".gz", b"\x28\xb5": ".zst"}.get(body[:2], "")
+                    body, damage = decompressed(f"object.jsonl{codec}", body)
+                    assert not damage, f"{obj['Key']}: {damage}"
                     records.extend(orjson.loads(line) for line in body.splitlines() if line)
         return records
 
