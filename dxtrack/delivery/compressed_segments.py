@@ -18,10 +18,8 @@ SUFFIXES: Final = {"none": ".jsonl", "gzip": ".jsonl.gz", "zstd": ".jsonl.zst"}
 """The file name endings of spool segments, by codec: ``zcat`` or ``zstdcat`` reads a compressed
 one as JSON lines."""
 PIECE: Final = 16 * 1024
-"""Input is fed in pieces this large, so that thousands of small members cost no more than one
-large one (what follows a member's end is copied once, within its piece)."""
-
-
+"""Input is fed in pieces this large: what follows a member's end is copied once, within its
+piece, so reading many small members costs in proportion to their number, not to it squared."""
 BYTES_PER_RECORD: Final = 40
 """About what a metric record takes in a compressed segment: the estimate of a damaged one's
 records when no other member in its segment tells better."""
