@@ -54,13 +54,13 @@ def _segments(directory: Path) -> list[Path]:
 _counted: dict[tuple[str, int, int, int], int | None] = {}
 
 
-def _records(path: Path, data: bytes | None = None) -> int | None:
-    """The lines in a segment, decompressed when its name says it is compressed (counted once
-    while it stays the same); None (said on stderr once) when it can't be read."""
-    info = path.stat()
+def _records(path: Path, info: os.stat_result) -> int | None:
+    """The lines in a segment (``info``: its ``stat``), decompressed when its name says it is
+    compressed, counted once while it stays the same; None (said on stderr once) when it can't
+    be read."""
     key = (str(path), info.st_ino, info.st_size, info.st_mtime_ns)
     if key not in _counted:
-        data = path.read_bytes() if data is None else data
+        data = path.read_bytes()
         try:
             codec = compressed_segments.codec_of_file(path.name)
             if codec is not None:
@@ -99,10 +99,10 @@ def waiting(root: Path) -> list[Waiting]:
         oldest = None
         for path in files:
             with contextlib.suppress(OSError):
-                records = _records(path)
+                info = path.stat()
+                records = _records(path, info)
                 lines += records or 0
                 unreadable += records is None
-                info = path.stat()
                 size += info.st_size
                 oldest = info.st_mtime if oldest is None else min(oldest, info.st_mtime)
                 in_use += _locked(path)
@@ -231,7 +231,7 @@ def _remove_unless_locked(path: Path) -> int | None:
         os.close(fd)
         return None
     try:
-        lines = _records(path, path.read_bytes())
+        lines = _records(path, os.fstat(fd))
         if lines is not None:  # else left as it is, like a segment in use
             path.unlink()
         return lines

@@ -144,13 +144,13 @@ def claim_segment(dir_fd: int, name: str) -> Claim | None:
             raise ForeignSegment("not a regular file")
         if info.st_uid != os.geteuid():
             raise ForeignSegment(f"owned by uid {info.st_uid}, not this user")
-        codec_of_segment(name)  # before reading it all, when it can't be decoded
+        codec = codec_of_segment(name)  # before reading it all, when it can't be decoded
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         if (now.st_ino, now.st_dev) != (info.st_ino, info.st_dev):
             os.close(fd)  # put back or deleted by another replayer meanwhile
             return None
-        lines, bad, blocks = segment_lines(name, read_all(fd))
+        lines, bad, blocks = segment_lines(codec, read_all(fd))
     except ForeignSegment:
         os.close(fd)
         raise
@@ -219,11 +219,10 @@ def codec_of_segment(name: str) -> Codec | None:
         raise ForeignSegment(str(exc)) from None
 
 
-def segment_lines(name: str, data: bytes) -> tuple[list[bytes], int, list[Block] | None]:
-    """The whole JSON-object lines of segment ``name``'s ``data``, how many torn or corrupt ones
-    it had (a torn member or frame counts one; a damaged one, an estimate of its lines), and
-    its members when it is compressed."""
-    codec = codec_of_segment(name)
+def segment_lines(codec: Codec | None, data: bytes) -> tuple[list[bytes], int, list[Block] | None]:
+    """The whole JSON-object lines of a segment's ``data`` (written with ``codec``), how many
+    torn or corrupt ones it had (a torn member or frame counts one; a damaged one, an estimate
+    of its lines), and its members when it is compressed."""
     if codec is None:
         return (*valid_lines(data), None)
     try:
