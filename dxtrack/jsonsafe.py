@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from dxtrack.interrupts import interrupting, keep, keep_cause
+
 OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 """orjson options: sorted keys (canonical, so the id is stable), non-string keys, numpy."""
 MAX_DEPTH = 32
@@ -51,7 +53,9 @@ def _sort_key(obj: Any) -> str:
 def _repr(obj: Any) -> str:
     try:
         text = repr(obj)
-    except Exception as exc:  # a user's __repr__ may raise anything
+    except BaseException as exc:  # a user's __repr__ may raise anything, a Ctrl-C too
+        if interrupting(exc) and not keep(exc):
+            raise
         text = f"<{type(obj).__qualname__} (repr failed: {type(exc).__name__})>"
     if len(text) > MAX_REPR:
         text = text[:MAX_REPR] + TRUNCATED.format(len(text) - MAX_REPR)
@@ -111,7 +115,8 @@ def dumps(obj: Any) -> bytes:
     """Serialise ``obj`` as canonical strict JSON (sorted keys, no NaN). Never raises."""
     try:
         return orjson.dumps(obj, default=readable, option=OPTIONS)
-    except Exception:
+    except Exception as exc:
+        keep_cause(exc)
         return orjson.dumps(to_jsonable(obj), option=OPTIONS)
 
 

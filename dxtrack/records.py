@@ -16,7 +16,7 @@ from typing import Any, Final
 import orjson
 from xxhash import xxh3_64_hexdigest, xxh3_128_hexdigest
 
-from dxtrack import jsonsafe, tracebacks
+from dxtrack import interrupts, jsonsafe, tracebacks
 from dxtrack.capture import ERROR_CALL, Captured
 from dxtrack.environment_variables import compiled_allowed
 from dxtrack.error_lines import ErrorLines
@@ -212,17 +212,17 @@ class RecordBuilder:
 
     def summaries(
         self, next_seq: Callable[[], int], now: float, everything: bool = False
-    ) -> tuple[list[tuple[str, bytes]], list[Exception]]:
+    ) -> tuple[list[tuple[str, bytes]], list[BaseException]]:
         """The summary records of the rate limit's windows that ended by ``now`` (of every
         window, at a flush or exit)."""
         if self.limiter is None:
             return [], []
         lines: list[tuple[str, bytes]] = []
-        failures: list[Exception] = []
+        failures: list[BaseException] = []
         for event, suppressed in self.limiter.due(now, everything):
             try:
                 self._finish(ERROR, self._error_record(event, suppressed), next_seq, lines.append)
-            except Exception as exc:
+            except BaseException as exc:  # an interrupt too: Buffers raises it once queued
                 failures.append(exc)
         return lines, failures
 
@@ -243,7 +243,8 @@ class RecordBuilder:
         record["seq"] = next_seq()
         try:
             body = orjson.dumps(record, default=jsonsafe.readable, option=jsonsafe.OPTIONS)
-        except Exception:
+        except Exception as exc:
+            interrupts.keep_cause(exc)
             body = jsonsafe.dumps(record)
         if len(body) > self._max_line_bytes:
             body = self._shortened(record)
@@ -252,14 +253,14 @@ class RecordBuilder:
 
     def build_many(
         self, events: Iterable[Event], next_seq: Callable[[], int], *, shape: bool = True
-    ) -> tuple[list[tuple[str, bytes]], list[Exception]]:
+    ) -> tuple[list[tuple[str, bytes]], list[BaseException]]:
         """The finished lines of ``events``, and the errors of those that could not be built.
         With ``shape`` (the default), sampling and the error rate limit apply.
 
         This is the shipper's inner loop, so the common case (a metric) is written out inline.
         """
         lines: list[tuple[str, bytes]] = []
-        failures: list[Exception] = []
+        failures: list[BaseException] = []
         append = lines.append
         common, defaults, scrub = self._common, self._defaults, self._scrub
         sampler = self._metric_sampler if shape else None
@@ -286,7 +287,7 @@ class RecordBuilder:
                     self._finish(METRIC, record, next_seq, append)
                 elif not shape or self._admitted(event):
                     self._finish(ERROR, self._error_record(event), next_seq, append)
-            except Exception as exc:
+            except BaseException as exc:  # an interrupt too: Buffers raises it once queued
                 failures.append(exc)
         return lines, failures
 
@@ -345,9 +346,7 @@ class RecordBuilder:
         """The compiled writer of metric lines (``_build.MetricWriter``), when it was built and
         not turned off by ``DXTRACK_PURE_PYTHON`` (nor needless: ``before_send`` needs every
         record as a dict); it gives the same bytes as ``build_many``."""
-        if _build is None or not compiled_allowed():
-            return None
-        if self._before_send is not None:
+        if _build is None or not compiled_allowed() or self._before_send is not None:
             return None
         try:
             return self.make_writer()

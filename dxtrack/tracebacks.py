@@ -27,6 +27,7 @@ from xxhash import xxh3_64_hexdigest
 
 from dxtrack import traceback_text
 from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
+from dxtrack.interrupts import interrupting, keep
 
 Frames = tuple[CodeType | int, ...]
 """Flat: code, offset, code, offset... for each frame, outermost first. The offset is that of
@@ -88,7 +89,9 @@ def safe_str(value: object) -> str:
     """``str(value)``, or a note saying why not: a user's ``__str__`` may raise anything."""
     try:
         return str(value)
-    except Exception as exc:
+    except BaseException as exc:  # a Ctrl-C too
+        if interrupting(exc) and not keep(exc):
+            raise
         return f"<str() failed: {type(exc).__name__}>"
 
 

@@ -366,3 +366,85 @@ def test_exit_gives_back_the_client_of_a_configuration_made_after_one_without_fi
         [sys.executable, "-c", EXIT_AFTER_TEST_STAGE], capture_output=True, text=True, timeout=120
     )
     assert run.stdout.strip().splitlines()[-1:] == ["[]"], run.stdout + run.stderr
+
+
+class KeepAliveFirehose:
+    """A Firehose endpoint over HTTP/1.1 that keeps connections open, as AWS does (moto's
+    server closes each one), and holds every answer until ``in_flight`` calls have arrived."""
+
+    def __init__(self, in_flight: int) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.barrier = threading.Barrier(in_flight)
+        self.connections: set[int] = set()
+        self.calls = 0
+        lock = threading.Lock()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                records = json.loads(body)["Records"]
+                with lock:
+                    endpoint.connections.add(self.client_address[1])
+                    endpoint.calls += 1
+                endpoint.barrier.wait(30)
+                answer = json.dumps(
+                    {"FailedPutCount": 0, "RequestResponses": [{"RecordId": "r"}] * len(records)}
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_three_configurations_sending_at_once_keep_their_connections(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three configurations (a new one, and two it replaced still delivering), each with two
+    calls in flight on each of its two streams: twelve calls at once over one shared client.
+    Every connection is kept for the next calls (no new connection, no "pool is full")."""
+    endpoint = KeepAliveFirehose(in_flight=12)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint.url)
+    for name, value in (("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s")):
+        monkeypatch.setenv(name, value)
+    sinks = []
+    for run in range(3):
+        config = build_config(context="c", stage="prod", run_id=f"run-{run}")
+        sinks += [FirehoseSink(f"{kind}-{run}", kind, config) for kind in ("metric", "error")]
+    failed: list[object] = []
+
+    def send(sink: FirehoseSink) -> None:
+        failed.append(sink.send([b'{"n":1}\n']))
+
+    try:
+        for _ in range(2):
+            threads = [threading.Thread(target=send, args=(s,)) for s in sinks for _ in range(2)]
+            with caplog.at_level("WARNING", logger="urllib3"):
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join(60)
+        assert failed == [()] * 24 and endpoint.calls == 24
+        assert len(endpoint.connections) == 12, "the second round reuses the first's connections"
+        assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
+    finally:
+        for sink in sinks:
+            sink.close()
+        endpoint.close()

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
+from dxtrack import interrupts
 from dxtrack.counters import Counters
 from dxtrack.environment_variables import compiled_allowed
 from dxtrack.events import EVENT_WIDTH, METRIC, Event, FlatBuffer, iter_events, new_buffer
@@ -118,6 +119,10 @@ class Buffers:
         """Pop ``count`` events from a flat buffer and build their lines: with the compiled
         writer when there is one, else one event at a time (no batch of event tuples outlives
         a young GC generation)."""
+        with interrupts.building:
+            return self._build_from(buffer, count)
+
+    def _build_from(self, buffer: FlatBuffer, count: int) -> Batch:
         self.builder.start_batch()
         if self._writer is None:
             lines, failures = self.builder.build_many(
@@ -127,12 +132,12 @@ class Buffers:
             return by_kind(lines)
         metrics: list[bytes] = []
         others: list[Line] = []
-        failures = []
-        self._writer.build(buffer, count, self._seq, self.builder.build, metrics, others, failures)
+        failed: list[BaseException] = []
+        self._writer.build(buffer, count, self._seq, self.builder.build, metrics, others, failed)
         if metrics:  # an orphan's build, often empty, leaves the last anchors be
             self._anchors = metrics[::ANCHOR_EVERY]
         self.stats.omit(SAMPLED, self._writer.take_sampled_out())
-        self._count_failures(failures)
+        self._count_failures(failed)
         batch = by_kind(others)
         batch[METRIC] = metrics + batch.get(METRIC, [])
         return batch
@@ -140,19 +145,21 @@ class Buffers:
     def build(self, events: Iterable[Event]) -> list[Line]:
         """The lines of ``events``, then the summaries of rate-limit windows that ended; those
         that can't be built are counted and logged."""
-        self.builder.start_batch()
-        lines, failures = self.builder.build_many(events, self._seq.__next__)
-        self._count_failures(failures)
-        return lines + self.summaries()
+        with interrupts.building:
+            self.builder.start_batch()
+            lines, failures = self.builder.build_many(events, self._seq.__next__)
+            self._count_failures(failures)
+            return lines + self.summaries()
 
     def summaries(self, everything: bool = False) -> list[Line]:
         """The summary records of the rate-limit windows that ended (of every window holding
         occurrences back, with ``everything``)."""
-        lines, failures = self.builder.summaries(self._seq.__next__, time.time(), everything)
-        self._count_failures(failures)
-        return lines
+        with interrupts.building:
+            lines, failures = self.builder.summaries(self._seq.__next__, time.time(), everything)
+            self._count_failures(failures)
+            return lines
 
-    def _count_failures(self, failures: list[Exception]) -> None:
+    def _count_failures(self, failures: Sequence[BaseException]) -> None:
         if failures:
             self.stats.drop("build_failed", len(failures))
             exc = failures[0]
@@ -163,6 +170,15 @@ class Buffers:
                 len(failures),
                 exc,
             )
+            for failure in failures:  # inside a build: kept (see ``interrupts``)
+                if interrupts.interrupting(failure):
+                    interrupts.keep(failure)
+
+    @staticmethod
+    def raise_interrupt() -> None:
+        """Raise on this thread what interrupted its builds (see ``interrupts``): called once
+        their lines are queued."""
+        interrupts.raise_kept()
 
     def reset_after_fork(self, builder: RecordBuilder) -> None:
         """In a forked child: none of the parent's events, a new producer and sequence."""

@@ -113,6 +113,7 @@ class Intake:
         else:
             built.extend(lines)
         self._wake.set()
+        self.buffers.raise_interrupt()
 
     def _wait_for_room(self, count: int) -> bool:
         """Wait up to ``OVERFLOW_WAIT_SECONDS`` until ``count`` events fit the buffer; after a
@@ -151,6 +152,7 @@ class Intake:
                     events = [self._reentered.popleft() for _ in range(len(self._reentered))]
             finally:
                 self._inline_owner = None
+        self.buffers.raise_interrupt()
 
     def _deliver_inline_now(self, events: Iterable[Event], summaries: bool = False) -> None:
         lines = self.buffers.build(events)

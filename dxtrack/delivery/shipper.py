@@ -174,6 +174,7 @@ class Shipper(Intake):
             if last:
                 close_route(route)  # else its last sender does, once out of its last call
         self._report()
+        self.buffers.raise_interrupt()
         return delivered
 
     def _report(self) -> None:

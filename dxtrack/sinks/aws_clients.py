@@ -153,9 +153,11 @@ class SharedClient:
                 client.close()
 
 
-MAX_CONNECTIONS = 10
-"""Kept-alive connections of one shared client: two calls in flight for each stream, for the
-configuration and the one it replaces while that delivers what it had left."""
+MAX_CONNECTIONS = 32
+"""Kept-alive connections of one shared client: two calls in flight for each of two streams,
+for up to eight configurations at once (each ``configure()`` delivers what the one it replaced
+had left beside its own). urllib3 opens a connection only when a call needs one; past this many
+at once, it closes the extra one after its call and logs a warning."""
 
 _lock = threading.RLock()  # re-entrant for the same reason as ``SharedClient._lock``
 _shared: dict[str, SharedClient] = {}

@@ -1,0 +1,66 @@
+"""Interrupts that land in user code dxtrack runs while it builds a record: a Ctrl-C's
+``KeyboardInterrupt`` raised in a metadata value's ``__repr__``, a ``SystemExit``...
+
+Inside a build, dxtrack goes on (the value becomes a placeholder, or the record is counted as
+``build_failed``), keeps the interrupt, and raises it again on the caller's thread once the
+lines of that build are queued: the program is interrupted as it would be without dxtrack, and
+nothing is lost uncounted. dxtrack's own threads never raise one (nothing would catch it).
+Outside a build, an interrupt is raised at once, as before.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+from dxtrack.log import SdkThread
+
+_state = threading.local()
+
+
+def interrupting(exc: BaseException) -> bool:
+    """Whether ``exc`` stops a program rather than reports a failure (no ``Exception``)."""
+    return not isinstance(exc, Exception)
+
+
+class Building:
+    """``with building:`` marks this thread as building records (re-entrant)."""
+
+    def __enter__(self) -> None:
+        _state.depth = getattr(_state, "depth", 0) + 1
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        _state.depth -= 1
+
+
+building = Building()
+
+
+def keep(exc: BaseException) -> bool:
+    """Keep ``exc`` (the first one wins) to raise once this thread's build is queued; False
+    outside a build, where the caller raises it now. On dxtrack's own threads it is dropped."""
+    if isinstance(threading.current_thread(), SdkThread):
+        return True
+    if not getattr(_state, "depth", 0):
+        return False
+    if getattr(_state, "kept", None) is None:
+        _state.kept = exc
+    return True
+
+
+def keep_cause(exc: BaseException) -> None:
+    """Keep (or raise, outside a build) the interrupt behind ``exc``, if any: orjson turns what
+    its ``default`` raised, a ``KeyboardInterrupt`` too, into the cause of a ``TypeError``."""
+    cause = exc.__cause__
+    if cause is not None and interrupting(cause) and not keep(cause):
+        raise cause
+
+
+def raise_kept() -> None:
+    """Raise the interrupt this thread kept, if any, once."""
+    kept = getattr(_state, "kept", None)
+    if kept is not None:
+        _state.kept = None
+        raise kept
