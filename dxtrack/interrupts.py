@@ -23,6 +23,12 @@ def interrupting(exc: BaseException) -> bool:
     return not isinstance(exc, Exception)
 
 
+def goes_on(exc: BaseException) -> bool:
+    """Whether ``exc``, raised in user code dxtrack ran, goes on up to the caller: an
+    interrupt, on a thread that is not dxtrack's own."""
+    return interrupting(exc) and not isinstance(threading.current_thread(), SdkThread)
+
+
 class Building:
     """``with building:`` marks this thread as building records (re-entrant)."""
 

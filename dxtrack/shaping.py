@@ -17,6 +17,7 @@ import orjson
 
 from dxtrack import jsonsafe
 from dxtrack.events import Event
+from dxtrack.interrupts import goes_on
 from dxtrack.log import LogOnce
 
 WINDOW_SECONDS: Final = 60.0
@@ -160,9 +161,9 @@ class BeforeSend:
         _hook.on = True
         try:
             result = self._hook(given)
-        except KeyboardInterrupt:
-            raise  # the user's Ctrl-C, landed in the hook: not the hook's failure
-        except BaseException as exc:  # SystemExit too: it must not end the builder thread
+        except BaseException as exc:
+            if goes_on(exc):  # a Ctrl-C or sys.exit() on the caller's thread: not the hook's
+                raise  # failure (the builder thread goes on, whatever the hook raised)
             self._failed(f"raised {type(exc).__name__}: {exc}")
             return record
         finally:

@@ -77,26 +77,48 @@ def test_an_interrupted_repr_leaves_a_placeholder_and_is_raised_once_queued(
     buffers.raise_interrupt()  # raised once only
 
 
-def test_a_record_whose_build_is_interrupted_is_counted_and_the_rest_are_built() -> None:
-    """A ``before_send`` hook interrupted (the hook's own failures leave the record as it
-    was, an interrupt does not): that record is ``build_failed``, the others are built, and
-    the interrupt is raised once they are queued."""
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_a_record_whose_build_is_interrupted_is_counted_and_the_rest_are_built(
+    stop: type[BaseException],
+) -> None:
+    """A ``before_send`` hook interrupted (a Ctrl-C, or the hook's own ``sys.exit()``; its
+    failures leave the record as it was, an interrupt does not): that record is
+    ``build_failed``, the others are built, and the interrupt is raised once they are
+    queued."""
+    buffers, stats = buffers_with(
+        [("m0", {}), ("m1", {}), ("m2", {})], shaping=Shaping(before_send=hook_stopping(stop))
+    )
+    taken, lines = buffers.take()
+    assert taken == 3 and names(lines[METRIC]) == ["m0", "m2"]
+    assert stats.snapshot()["dropped.build_failed"] == 1
+    with pytest.raises(stop):
+        buffers.raise_interrupt()
+
+
+def test_on_the_builder_thread_an_interrupted_hook_leaves_the_record_as_it_was() -> None:
+    """The builder thread can't be interrupted: a hook raising one has failed, as when it
+    raises anything else, and its record is sent unchanged."""
+    buffers, stats = buffers_with(
+        [("m0", {}), ("m1", {})], shaping=Shaping(before_send=hook_stopping(SystemExit))
+    )
+    built: list[list[str]] = []
+    thread = SdkThread(target=lambda: built.append(names(buffers.take()[1][METRIC])))
+    thread.start()
+    thread.join(30)
+    assert built == [["m0", "m1"]] and stats.snapshot()["dropped"] == 0
+
+
+def hook_stopping(stop: type[BaseException]) -> Any:
+    """A ``before_send`` hook that raises ``stop`` at its second record."""
     calls = [0]
 
     def hook(record: dict[str, Any]) -> dict[str, Any]:
         calls[0] += 1
         if calls[0] == 2:
-            raise KeyboardInterrupt
+            raise stop
         return record
 
-    buffers, stats = buffers_with(
-        [("m0", {}), ("m1", {}), ("m2", {})], shaping=Shaping(before_send=hook)
-    )
-    taken, lines = buffers.take()
-    assert taken == 3 and names(lines[METRIC]) == ["m0", "m2"]
-    assert stats.snapshot()["dropped.build_failed"] == 1
-    with pytest.raises(KeyboardInterrupt):
-        buffers.raise_interrupt()
+    return hook
 
 
 def test_dxtracks_own_threads_build_on_and_leave_nothing_to_raise() -> None:

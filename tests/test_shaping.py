@@ -192,7 +192,7 @@ def test_before_send_changes_and_drops_records_without_using_a_seq() -> None:
 
 @pytest.mark.parametrize(
     "result",
-    ["raise", "not a dict", "fields removed", "mutate then raise", "SystemExit"],
+    ["raise", "not a dict", "fields removed", "mutate then raise"],
     ids=str,
 )
 def test_a_failing_before_send_keeps_the_record_unchanged_and_logs_once(
@@ -201,8 +201,6 @@ def test_a_failing_before_send_keeps_the_record_unchanged_and_logs_once(
     def hook(record: dict[str, Any]) -> Any:
         if result == "raise":
             raise RuntimeError("hook bug")
-        if result == "SystemExit":
-            raise SystemExit(3)
         if result == "not a dict":
             return ["nope"]
         if result == "fields removed":
