@@ -71,6 +71,41 @@ next_random(MetricWriter *self)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
+/* Clear the error being raised. One that stops the program (a Ctrl-C's KeyboardInterrupt
+ * landing in user code the writer ran, a SystemExit...) is first handed to
+ * dxtrack.interrupts.keep(), which raises it on the caller's thread once the build is queued
+ * (the fallback builds the record meanwhile). */
+static void
+clear_error(void)
+{
+    if (PyErr_Occurred() == NULL || PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear();
+        return;
+    }
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *value = PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (value != NULL && traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+#endif
+    static PyObject *keep;
+    if (keep == NULL) {
+        PyObject *module = PyImport_ImportModule("dxtrack.interrupts");
+        keep = module == NULL ? NULL : PyObject_GetAttrString(module, "keep");
+        Py_XDECREF(module);
+    }
+    PyObject *kept = keep == NULL || value == NULL ? NULL : PyObject_CallOneArg(keep, value);
+    Py_XDECREF(kept);
+    Py_XDECREF(value);
+    PyErr_Clear();
+}
+
 /* ---- pieces of a line ---------------------------------------------------------------------- */
 
 typedef struct {
@@ -168,7 +203,7 @@ same_plain_value(PyObject *a, PyObject *b)
     if (PyLong_CheckExact(a)) {
         int equal = PyObject_RichCompareBool(a, b, Py_EQ);
         if (equal < 0) {
-            PyErr_Clear();
+            clear_error();
             return 0;
         }
         return equal;
@@ -196,7 +231,7 @@ same_metadata(PyObject *metadata, PyObject *last)
         }
         PyObject *other = PyDict_GetItemWithError(last, key);
         if (other == NULL) {
-            PyErr_Clear();
+            clear_error();
             return 0;
         }
         if (!same_plain_value(value, other)) {
@@ -332,7 +367,7 @@ write_line(MetricWriter *self, PyObject **parts, Piece **order, int count)
     }
     PyObject *line = PyBytes_FromStringAndSize(NULL, body - 1 + ID_HEAD_SIZE + DIGEST_SIZE + 3);
     if (line == NULL) {
-        PyErr_Clear();
+        clear_error();
         return NULL;
     }
     char *start = PyBytes_AS_STRING(line), *out = start;
@@ -379,7 +414,7 @@ metric_line(MetricWriter *self, PyObject **event, long long seq, Piece *time, Pi
     for (int i = 0; i < 3; i++) {
         piece_release(&pieces[i]);
     }
-    PyErr_Clear();
+    clear_error();
     return line;
 }
 
@@ -414,7 +449,7 @@ known_exception(MetricWriter *self, PyObject **event)
         || !PyBytes_CheckExact(PyTuple_GET_ITEM(found, 1))
         || !PyUnicode_CheckExact(PyTuple_GET_ITEM(found, 2))
         || frames_equal(PyTuple_GET_ITEM(found, 0), event[4]) != 1) {
-        PyErr_Clear();
+        clear_error();
         return NULL;
     }
     return found;
@@ -438,7 +473,7 @@ error_line(MetricWriter *self, PyObject **event, PyObject *exception, long long 
     for (int i = 0; i < 3; i++) {
         piece_release(&pieces[i]);
     }
-    PyErr_Clear();
+    clear_error();
     return line;
 }
 
@@ -451,7 +486,7 @@ format_floats(MetricWriter *self, PyObject *floats, Py_ssize_t count, Piece *pie
     *json = PyObject_CallOneArg(self->dumps, floats);
     if (*json == NULL || !PyBytes_Check(*json)) {
         Py_CLEAR(*json);
-        PyErr_Clear();
+        clear_error();
         return 0;
     }
     const char *text = PyBytes_AS_STRING(*json), *end = text + PyBytes_GET_SIZE(*json) - 1;
@@ -539,7 +574,7 @@ admit_error(MetricWriter *self, PyObject **event, PyObject *fingerprint)
 {
     PyObject *tuple = PyTuple_New(6);
     if (tuple == NULL) {
-        PyErr_Clear();
+        clear_error();
         return -1;
     }
     for (int j = 0; j < 6; j++) {
@@ -552,7 +587,7 @@ admit_error(MetricWriter *self, PyObject **event, PyObject *fingerprint)
     if (admitted < 0 && PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
         return -2;
     }
-    PyErr_Clear();
+    clear_error();
     return admitted;
 }
 
@@ -609,7 +644,7 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
     int formatted = numbers != NULL && floats != NULL && written > 0 && !PyErr_Occurred()
         && format_floats(self, floats, written, numbers, &json);
     Py_XDECREF(floats);
-    PyErr_Clear();
+    clear_error();
     int ok = 1;
     Py_ssize_t number = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -625,7 +660,7 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
             PyObject *done = PyObject_CallNoArgs(self->error_prepare);
             *errors_ready = done == NULL ? -1 : 1;
             Py_XDECREF(done);
-            PyErr_Clear();  /* it failed: this build leaves its errors to the fallback */
+            clear_error();  /* it failed: this build leaves its errors to the fallback */
         }
         /* an error whose JSON ErrorLines made before (a new reference: the fallback may change
          * the dict that holds it) */
@@ -688,7 +723,7 @@ build_batch(MetricWriter *self, PyObject *(*events)[6], Py_ssize_t count, PyObje
                  * promoted into the old generation, whose growth sets off full collections */
                 PyObject_GC_UnTrack(pair);
             }
-            PyErr_Clear();  /* no pair (out of memory): the fallback tries */
+            clear_error();  /* no pair (out of memory): the fallback tries */
         }
         if (line == NULL && pair == NULL && takes && seq >= 0 && seq_object == NULL) {
             seq_object = PyLong_FromLongLong(seq);
@@ -749,7 +784,7 @@ is_event_buffer(PyObject *buffer)
     if (!looked) {
         looked = 1;
         event_buffer_type = PyCapsule_Import(EVENT_BUFFER_CAPSULE, 0);
-        PyErr_Clear();  /* no compiled caller: buffers are deques */
+        clear_error();  /* no compiled caller: buffers are deques */
     }
     return event_buffer_type != NULL && Py_IS_TYPE(buffer, event_buffer_type);
 }
@@ -768,7 +803,7 @@ take_event(PyObject *buffer, PyObject *popleft, PyObject **event)
             while (j > 0) {
                 Py_CLEAR(event[--j]);
             }
-            PyErr_Clear();
+            clear_error();
             return 0;
         }
     }
@@ -809,7 +844,7 @@ writer_build(MetricWriter *self, PyObject *args)
         for (; batch < BATCH && done + batch < count; batch++) {
             if (take_event(buffer, popleft, events[batch]) <= 0) {
                 /* none left, or no memory for a float: the rest waits for the next build */
-                PyErr_Clear();
+                clear_error();
                 short_buffer = 1;
                 break;
             }

@@ -229,6 +229,15 @@ static PyObject *time_time;  /* time.time itself, read directly when it is the c
 
 /* The clock's reading: 1 with ``*reading`` a new reference, or 1 with ``*reading`` NULL and
  * ``*raw`` set (time.time read directly, no float made), or 0 with no error set. */
+/* Whether the error being raised stops the program (a Ctrl-C's KeyboardInterrupt landing in
+ * user code run here, a SystemExit...): it is then raised by the call, as without dxtrack,
+ * never cleared and left to the fallback. */
+static int
+interrupting(void)
+{
+    return PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception);
+}
+
 static int
 now(Entry *self, double *raw, PyObject **reading)
 {
@@ -247,7 +256,9 @@ now(Entry *self, double *raw, PyObject **reading)
     }
     *reading = PyObject_CallNoArgs(clock);
     if (*reading == NULL) {
-        PyErr_Clear();
+        if (!interrupting()) {
+            PyErr_Clear();
+        }
         return 0;
     }
     return 1;
@@ -349,7 +360,7 @@ metric_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyOb
     if (metadata == NULL || !now(self, &time, &reading)) {
         Py_XDECREF(value);
         Py_XDECREF(metadata);
-        return call_fallback(self, args, nargsf, kwnames);
+        return interrupting() ? NULL : call_fallback(self, args, nargsf, kwnames);
     }
     Py_INCREF(slots[0]);
     Py_INCREF(Py_None);
@@ -482,18 +493,21 @@ error_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObj
     }
     PyObject *text = PyObject_Str(exc);  /* may run a user's __str__; the fallback copes if it
                                             raises */
-    PyObject *tb = PyException_GetTraceback(exc);
-    PyObject *trace = frames(tb);
+    PyObject *tb = text == NULL ? NULL : PyException_GetTraceback(exc);
+    PyObject *trace = text == NULL ? NULL : frames(tb);
     Py_XDECREF(tb);
     double time = 0.0;
     PyObject *reading = NULL;
     if (text == NULL || trace == NULL || !now(self, &time, &reading)) {
-        PyErr_Clear();
+        int stop = interrupting();
+        if (!stop) {
+            PyErr_Clear();
+        }
         Py_XDECREF(text);
         Py_XDECREF(trace);
         Py_DECREF(metadata);
         Py_DECREF(exc);
-        return call_fallback(self, args, nargsf, kwnames);
+        return stop ? NULL : call_fallback(self, args, nargsf, kwnames);
     }
     PyObject *exc_type = (PyObject *)Py_TYPE(exc);
     Py_INCREF(exc_type);

@@ -10,7 +10,10 @@ Outside a build, an interrupt is raised at once, as before.
 
 from __future__ import annotations
 
+import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 from dxtrack.log import SdkThread
@@ -30,7 +33,8 @@ def goes_on(exc: BaseException) -> bool:
 
 
 class Building:
-    """``with building:`` marks this thread as building records (re-entrant)."""
+    """``with building:`` marks this thread as building records, or delivering them inline
+    (re-entrant)."""
 
     def __enter__(self) -> None:
         _state.depth = getattr(_state, "depth", 0) + 1
@@ -42,6 +46,23 @@ class Building:
 
 
 building = Building()
+
+
+class RaisedAfter:
+    """``with raised_after:`` around what the caller's thread does for a tracking call, a
+    flush or a shutdown: on the way out, whether the block ended or another interrupt cut it
+    short, the interrupt its builds kept is raised (never later, by another call)."""
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        raise_kept()
+
+
+raised_after = RaisedAfter()
 
 
 def keep(exc: BaseException) -> bool:
@@ -64,9 +85,42 @@ def keep_cause(exc: BaseException) -> None:
         raise cause
 
 
+def pending() -> bool:
+    """Whether this thread kept an interrupt: what it does before raising it should not wait
+    (on the network, say)."""
+    return getattr(_state, "kept", None) is not None
+
+
+def checkpoint() -> None:
+    """Nothing, but Python runs the handler of a signal that arrived while C code ran (a
+    Ctrl-C's KeyboardInterrupt) as a function starts: call it where that should happen."""
+
+
 def raise_kept() -> None:
     """Raise the interrupt this thread kept, if any, once."""
     kept = getattr(_state, "kept", None)
     if kept is not None:
         _state.kept = None
         raise kept
+
+
+@contextmanager
+def ctrl_c_held() -> Iterator[None]:
+    """On the main thread, with Python's own Ctrl-C handler: a Ctrl-C during the block is kept
+    (for ``raised_after`` to raise), so that what the block moves (built lines to their queues
+    and to disk) is not cut in half, and what it would wait for is not waited for (``pending``).
+    Elsewhere, or with a handler of the program's, nothing changes."""
+    on_main = threading.current_thread() is threading.main_thread()
+    if not on_main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    signal.signal(signal.SIGINT, _hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _hold(signum: int, frame: object) -> None:
+    if getattr(_state, "kept", None) is None:
+        _state.kept = KeyboardInterrupt()

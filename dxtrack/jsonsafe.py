@@ -131,3 +131,19 @@ def shorten(obj: Any, max_chars: int) -> Any:
     if isinstance(obj, list):
         return [shorten(v, max_chars) for v in obj]
     return obj
+
+
+SHORTEN_STEPS = (65_536, 8_192, 1_024, 128)
+"""The longest strings kept, in turn, until a record's line fits."""
+
+
+def shortened_line(record: dict[str, Any], max_bytes: int) -> bytes:
+    """The JSON of ``record`` within ``max_bytes``: its strings cut shorter and shorter, and
+    at last its metadata replaced by a marker."""
+    plain = to_jsonable(record)
+    for max_chars in SHORTEN_STEPS:
+        body = dumps(shorten(plain, max_chars))
+        if len(body) <= max_bytes:
+            return body
+    plain["metadata"] = {"dxtrack_truncated": True}
+    return dumps(shorten(plain, SHORTEN_STEPS[-1]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any, Final
 
@@ -43,7 +43,6 @@ MAX_LINE_BYTES: Final = 1_000 * 1024 - 4096
 """The largest JSON line: one Firehose record (1,000 KiB), less room for the newline and for
 what gzip or zstd add to data that does not compress."""
 
-_SHORTEN_STEPS: Final = (65_536, 8_192, 1_024, 128)
 LOG_FIELDS: Final = ("level", "logger", "message")
 """What an error record captured from ``logging`` says in ``log``."""
 
@@ -51,14 +50,6 @@ LOG_FIELDS: Final = ("level", "logger", "message")
 def log_fingerprint(log: dict[str, str]) -> str:
     """Groups log messages without an exception: the logger and the message's template."""
     return xxh3_64_hexdigest(f"{log['logger']}\n{log['template']}".encode("utf-8", "replace"))
-
-
-def _unchanged(text: str) -> str:
-    return text
-
-
-def _ignore(reason: str, n: int) -> None:
-    pass
 
 
 def unix_time(value: datetime) -> float:
@@ -86,7 +77,7 @@ class RecordBuilder:
         shaping = shaping if shaping is not None else Shaping()
         self._scrubber = Scrubber(shaping.scrub_keys) if shaping.scrub else None
         self._scrub = self._scrubber.metadata if self._scrubber is not None else None
-        self._clean = url_credentials_filtered if shaping.scrub else _unchanged
+        self._clean = url_credentials_filtered if shaping.scrub else str
         self._common = {
             "context": context,
             "stage": stage,
@@ -111,7 +102,7 @@ class RecordBuilder:
             if shaping.before_send is not None
             else None
         )
-        self.omit: Callable[[str, int], None] = _ignore
+        self.omit: Callable[[str, int], None] = lambda reason, n: None
         """Counts records left out on purpose, by reason (the buffers set their counters')."""
 
     def _metadata(self, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -247,7 +238,7 @@ class RecordBuilder:
             interrupts.keep_cause(exc)
             body = jsonsafe.dumps(record)
         if len(body) > self._max_line_bytes:
-            body = self._shortened(record)
+            body = jsonsafe.shortened_line(record, self._max_line_bytes)
         digest = xxh3_128_hexdigest(body).encode()
         append((kind, b"".join((body[:-1], b',"id":"', digest, b'"}\n'))))
 
@@ -257,10 +248,28 @@ class RecordBuilder:
         """The finished lines of ``events``, and the errors of those that could not be built.
         With ``shape`` (the default), sampling and the error rate limit apply.
 
-        This is the shipper's inner loop, so the common case (a metric) is written out inline.
+        A Ctrl-C landing between two records is kept (see ``interrupts``), and the rest built.
         """
         lines: list[tuple[str, bytes]] = []
         failures: list[BaseException] = []
+        remaining = iter(events)
+        while True:
+            try:
+                self._build_into(remaining, next_seq, shape, lines, failures)
+                return lines, failures
+            except BaseException as exc:
+                if not (interrupts.interrupting(exc) and interrupts.keep(exc)):
+                    raise
+
+    def _build_into(
+        self,
+        events: Iterator[Event],
+        next_seq: Callable[[], int],
+        shape: bool,
+        lines: list[tuple[str, bytes]],
+        failures: list[BaseException],
+    ) -> None:
+        """``build_many``'s loop: the shipper's inner loop, so a metric is written out inline."""
         append = lines.append
         common, defaults, scrub = self._common, self._defaults, self._scrub
         sampler = self._metric_sampler if shape else None
@@ -287,9 +296,8 @@ class RecordBuilder:
                     self._finish(METRIC, record, next_seq, append)
                 elif not shape or self._admitted(event):
                     self._finish(ERROR, self._error_record(event), next_seq, append)
-            except BaseException as exc:  # an interrupt too: Buffers raises it once queued
+            except BaseException as exc:  # an interrupt too: kept, raised once queued
                 failures.append(exc)
-        return lines, failures
 
     def build(
         self, event: Event, seq: int | None = None, next_seq: Callable[[], int] | None = None
@@ -388,12 +396,3 @@ class RecordBuilder:
             self.admit_error if shaped else None,
         )
         return writer
-
-    def _shortened(self, record: dict[str, Any]) -> bytes:
-        plain = jsonsafe.to_jsonable(record)
-        for max_chars in _SHORTEN_STEPS:
-            body = jsonsafe.dumps(jsonsafe.shorten(plain, max_chars))
-            if len(body) <= self._max_line_bytes:
-                return body
-        plain["metadata"] = {"dxtrack_truncated": True}
-        return jsonsafe.dumps(jsonsafe.shorten(plain, _SHORTEN_STEPS[-1]))

@@ -64,7 +64,7 @@ def test_an_interrupted_repr_leaves_a_placeholder_and_is_raised_once_queued(
     stop: type[BaseException],
 ) -> None:
     """On a caller's thread (here the main one): every record is built, the interrupted value
-    says so, and ``raise_interrupt`` raises the interrupt, once."""
+    says so, and ``raise_kept`` raises the interrupt, once."""
     buffers, stats = buffers_with([("m0", {}), ("m1", {"x": Interrupting(stop)}), ("m2", {})])
     taken, lines = buffers.take()
     assert taken == 3
@@ -73,8 +73,8 @@ def test_an_interrupted_repr_leaves_a_placeholder_and_is_raised_once_queued(
     assert placeholder == f"<Interrupting (repr failed: {stop.__name__})>"
     assert stats.snapshot()["dropped"] == 0
     with pytest.raises(stop):
-        buffers.raise_interrupt()
-    buffers.raise_interrupt()  # raised once only
+        interrupts.raise_kept()
+    interrupts.raise_kept()  # raised once only
 
 
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
@@ -92,7 +92,7 @@ def test_a_record_whose_build_is_interrupted_is_counted_and_the_rest_are_built(
     assert taken == 3 and names(lines[METRIC]) == ["m0", "m2"]
     assert stats.snapshot()["dropped.build_failed"] == 1
     with pytest.raises(stop):
-        buffers.raise_interrupt()
+        interrupts.raise_kept()
 
 
 def test_on_the_builder_thread_an_interrupted_hook_leaves_the_record_as_it_was() -> None:
@@ -129,14 +129,14 @@ def test_dxtracks_own_threads_build_on_and_leave_nothing_to_raise() -> None:
 
     def build() -> None:
         taken, lines = buffers.take()
-        buffers.raise_interrupt()
+        interrupts.raise_kept()
         outcome.append((taken, names(lines[METRIC])))
 
     thread = SdkThread(target=build)
     thread.start()
     thread.join(30)
     assert outcome == [(2, ["m0", "m1"])]
-    buffers.raise_interrupt()  # the main thread has nothing to raise either
+    interrupts.raise_kept()  # the main thread has nothing to raise either
 
 
 def test_outside_a_build_an_interrupt_is_raised_at_once() -> None:
@@ -187,3 +187,129 @@ def test_a_real_ctrl_c_while_a_record_is_built_interrupts_the_program(tmp_path: 
     who = [e["metadata"]["who"] for e in outcome.errors]
     assert who == ["<CtrlC (repr failed: KeyboardInterrupt)>", "calm"]
     assert [m["metric_name"] for m in outcome.metrics] == ["after"]
+
+
+DEAD_AWS = {
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    "AWS_ACCESS_KEY_ID": "x",
+    "AWS_SECRET_ACCESS_KEY": "y",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+}
+
+CTRL_C_WHILE_SHUTDOWN_BUILDS = """
+    import json, os, signal, sys, threading
+    import dxtrack
+
+    dxtrack.configure(context="job", stage="dev", spool_dir="spool", flush_interval=600,
+                      exit_timeout=5, handle_sigterm=False, max_buffer=1_000_000)
+    for i in range(400_000):
+        dxtrack.metric("m", 1.0, {"tags": ["a", "b"]})  # a list: scrubbed in Python
+    started = threading.Event()
+
+    def ctrl_c():
+        started.wait()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=ctrl_c).start()
+    original = dxtrack.delivery.buffers.Buffers.take
+
+    def take(self, *args, **kwargs):  # the Ctrl-C arrives as the last build starts
+        started.set()
+        return original(self, *args, **kwargs)
+
+    dxtrack.delivery.buffers.Buffers.take = take
+    try:
+        dxtrack.shutdown(timeout=0)
+        print("not interrupted")
+    except KeyboardInterrupt:
+        print("interrupted")
+    print(json.dumps(dxtrack.stats()))
+"""
+
+
+def test_a_real_ctrl_c_while_shutdown_builds_spools_everything_then_interrupts(
+    tmp_path: Path,
+) -> None:
+    """A shutdown on the main thread builds what the builder had not: a SIGINT then (in the
+    Python the compiled writer calls for each record, or as its loop ends) reaches the program
+    once every record is on disk."""
+    outcome = run_program(tmp_path, CTRL_C_WHILE_SHUTDOWN_BUILDS, env=DEAD_AWS)
+    printed = outcome.stdout.splitlines()
+    assert printed[0] == "interrupted", outcome.describe()
+    stats = json.loads(printed[1])
+    assert stats["spooled"] + stats["delivered"] == 400_000 and stats["dropped"] == 0
+
+
+CTRL_C_IN_STR_AT_CAPTURE = """
+    import os, signal
+    import dxtrack
+
+    class JobError(Exception):
+        fired = False
+        def __str__(self):
+            if not JobError.fired:
+                JobError.fired = True
+                os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, handled in this frame
+                for _ in range(100_000):
+                    pass
+            return "job failed"
+
+    dxtrack.configure(context="job", stage="dev", spool_dir="spool", exit_timeout=0.5,
+                      handle_sigterm=False)
+    try:
+        try:
+            raise JobError()
+        except JobError:
+            dxtrack.error()
+        print("not interrupted")
+    except KeyboardInterrupt:
+        print("interrupted")
+"""
+
+
+def test_a_real_ctrl_c_in_an_exceptions_str_at_capture_interrupts_at_once(
+    tmp_path: Path,
+) -> None:
+    """``error()`` reads the exception's text on the caller's thread (compiled or not): a Ctrl-C
+    landing there is raised by ``error()``, as without dxtrack."""
+    outcome = run_program(tmp_path, CTRL_C_IN_STR_AT_CAPTURE, env=DEAD_AWS)
+    assert outcome.stdout.splitlines()[0] == "interrupted", outcome.describe()
+
+
+@pytest.mark.parametrize("stop", ["SystemExit", "KeyboardInterrupt"])
+def test_a_papertrail_format_raising_an_interrupt_leaves_the_sender_running(
+    tmp_path: Path, stop: str
+) -> None:
+    """``papertrail_format`` runs on a sender thread: an interrupt it raises is its failure
+    (the record goes out in the default format), and the thread goes on with the next."""
+    source = f"""
+        import json, socket
+        import dxtrack
+
+        server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        server.bind(("127.0.0.1", 0))
+        server.settimeout(30)
+        calls = [0]
+
+        def fmt(record):
+            calls[0] += 1
+            if calls[0] == 1:
+                raise {stop}()
+            return "line " + record["metric_name"]
+
+        dxtrack.configure(context="job", stage="test", handle_sigterm=False,
+                          papertrail_hostport="127.0.0.1:%d" % server.getsockname()[1],
+                          papertrail_transport="udp", papertrail_format=fmt)
+        got = []
+        for i in range(3):
+            dxtrack.metric(f"m{{i}}", 1)
+            got.append(server.recv(65535).decode())
+        print(json.dumps({{"got": got, "flushed": dxtrack.flush(timeout=30)}}))
+    """
+    outcome = run_program(tmp_path, source)
+    assert outcome.returncode == 0, outcome.describe()
+    printed = json.loads(outcome.stdout)
+    got = [line.strip() for line in printed["got"]]
+    assert f"[papertrail_format failed: {stop}]" in got[0]
+    assert got[1].endswith("line m1") and got[2].endswith("line m2")
+    assert printed["flushed"] is True

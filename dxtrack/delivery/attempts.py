@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from dxtrack import interrupts
 from dxtrack.counters import Counters
 from dxtrack.delivery.packing import Item, calls, pack
 from dxtrack.delivery.segments import Claim
@@ -82,15 +83,17 @@ def deliver_inline(route: Route, lines: list[bytes]) -> None:
     """Deliver on the caller's thread, a few tries with backoff; then spool the rest."""
     now = time.monotonic()
     items = pack(lines, route.sink.limits, now)
-    if route.spool is not None and (route.down(now) or now < route.health.retry_at):
-        route.spill(items, "send_failed")  # failing moments ago: don't wait on it again
+    if route.spool is not None and (
+        route.down(now) or now < route.health.retry_at or interrupts.pending()
+    ):  # failing moments ago, or a Ctrl-C to raise: don't wait on it (again)
+        route.spill(items, "send_failed")
         return
     for call in calls(items, route.sink.limits):
         for tries in range(INLINE_ATTEMPTS):
             failed = set(route.send(call))
             route.stats.add("delivered", lines_of(call) - sum(call[i].lines for i in failed))
             call = [item for i, item in enumerate(call) if i in failed]
-            if not call or now < route.health.blocked_until:
+            if not call or now < route.health.blocked_until or interrupts.pending():
                 break
             route.stats.add("retried", lines_of(call))
             if tries + 1 < INLINE_ATTEMPTS:

@@ -133,7 +133,14 @@ class Buffers:
         metrics: list[bytes] = []
         others: list[Line] = []
         failed: list[BaseException] = []
-        self._writer.build(buffer, count, self._seq, self.builder.build, metrics, others, failed)
+        try:
+            self._writer.build(
+                buffer, count, self._seq, self.builder.build, metrics, others, failed
+            )
+            interrupts.checkpoint()  # a Ctrl-C during the compiled loop: raised here, kept
+        except BaseException as exc:
+            if not (interrupts.interrupting(exc) and interrupts.keep(exc)):
+                raise
         if metrics:  # an orphan's build, often empty, leaves the last anchors be
             self._anchors = metrics[::ANCHOR_EVERY]
         self.stats.omit(SAMPLED, self._writer.take_sampled_out())
@@ -173,12 +180,6 @@ class Buffers:
             for failure in failures:  # inside a build: kept (see ``interrupts``)
                 if interrupts.interrupting(failure):
                     interrupts.keep(failure)
-
-    @staticmethod
-    def raise_interrupt() -> None:
-        """Raise on this thread what interrupted its builds (see ``interrupts``): called once
-        their lines are queued."""
-        interrupts.raise_kept()
 
     def reset_after_fork(self, builder: RecordBuilder) -> None:
         """In a forked child: none of the parent's events, a new producer and sequence."""

@@ -10,9 +10,10 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+from dxtrack import interrupts
 from dxtrack.counters import Counters
 from dxtrack.delivery.attempts import deliver_inline
-from dxtrack.delivery.buffers import Batch, Buffers, by_kind
+from dxtrack.delivery.buffers import Batch, Buffers, Line, by_kind
 from dxtrack.delivery.route import Route
 from dxtrack.events import EVENT_WIDTH, Event, FlatBuffer
 from dxtrack.log import LogOnce
@@ -94,26 +95,29 @@ class Intake:
             for event in events:
                 extend(event)
             return
-        lines = self.buffers.build(events)
-        self.stats.add("overflowed", len(lines))
-        self._log_once(
-            "buffer-full",
-            logging.WARNING,
-            "dxtrack: the in-memory buffer is full (max_buffer=%d); the calling threads build "
-            "their records themselves until the shipper catches up",
-            self.max_buffer,
-        )
         built = self.buffers.built
-        if len(built) >= self._max_built:
-            self._drained.clear()
-            self._wake.set()
-            self._drained.wait(OVERFLOW_WAIT_SECONDS)
-        if len(built) >= self._max_built:
-            self.stats.drop("buffer_full", len(lines))
-        else:
-            built.extend(lines)
-        self._wake.set()
-        self.buffers.raise_interrupt()
+        lines: list[Line] = []
+        with interrupts.raised_after:
+            try:  # the lines are queued or counted, though a Ctrl-C cuts the wait short
+                lines = self.buffers.build(events)
+                self.stats.add("overflowed", len(lines))
+                self._log_once(
+                    "buffer-full",
+                    logging.WARNING,
+                    "dxtrack: the in-memory buffer is full (max_buffer=%d); the calling threads "
+                    "build their records themselves until the shipper catches up",
+                    self.max_buffer,
+                )
+                if len(built) >= self._max_built:
+                    self._drained.clear()
+                    self._wake.set()
+                    self._drained.wait(OVERFLOW_WAIT_SECONDS)
+            finally:
+                if len(built) >= self._max_built:
+                    self.stats.drop("buffer_full", len(lines))
+                else:
+                    built.extend(lines)
+                self._wake.set()
 
     def _wait_for_room(self, count: int) -> bool:
         """Wait up to ``OVERFLOW_WAIT_SECONDS`` until ``count`` events fit the buffer; after a
@@ -141,7 +145,7 @@ class Intake:
         if self._inline_owner == me:
             self._reentered.extend(events)
             return
-        with self._inline_lock:
+        with interrupts.raised_after, self._inline_lock, interrupts.building:
             self._inline_owner = me
             try:
                 while True:
@@ -152,7 +156,6 @@ class Intake:
                     events = [self._reentered.popleft() for _ in range(len(self._reentered))]
             finally:
                 self._inline_owner = None
-        self.buffers.raise_interrupt()
 
     def _deliver_inline_now(self, events: Iterable[Event], summaries: bool = False) -> None:
         lines = self.buffers.build(events)

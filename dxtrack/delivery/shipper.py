@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Final
 
+from dxtrack import interrupts
 from dxtrack.counters import Counters
 from dxtrack.delivery.attempts import close_route, deliver_inline, senders_needed, start_sink
 from dxtrack.delivery.buffers import Buffers, Orphan
@@ -148,22 +149,33 @@ class Shipper(Intake):
         call) to end."""
         if self._closed:
             return True
-        delivered = self.flush(timeout)
-        with self._build_lock:
-            self._closed = True
-            _, lines = self.buffers.take(final=True)
-        for route in self._routes:
-            mine = lines_for(route, lines)
-            if route.inline and mine:
-                deliver_inline(route, mine)
-            elif mine:
-                route.enqueue(mine, time.monotonic())
-            route.close()
-        self.buffers.done()
+        with interrupts.raised_after:
+            try:
+                delivered = self.flush(timeout)
+            except BaseException as exc:
+                if interrupts.goes_on(exc):  # a Ctrl-C while it waits: the rest to disk now
+                    self._close(0.0)
+                raise
+            self._close(JOIN_SECONDS if join is None else join)
+        return delivered
+
+    def _close(self, join: float) -> None:
+        with interrupts.ctrl_c_held():  # the last lines go to their queues, or to disk, whole
+            with self._build_lock:
+                self._closed = True
+                _, lines = self.buffers.take(final=True)
+            for route in self._routes:
+                mine = lines_for(route, lines)
+                if route.inline and mine:
+                    deliver_inline(route, mine)
+                elif mine:
+                    route.enqueue(mine, time.monotonic())
+                route.close()
+            self.buffers.done()
         self._wake.set()
         with self._progress:
             self._progress.notify_all()
-        deadline = time.monotonic() + (JOIN_SECONDS if join is None else join)
+        deadline = time.monotonic() + join
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(max(deadline - time.monotonic(), 0.0))
@@ -174,8 +186,6 @@ class Shipper(Intake):
             if last:
                 close_route(route)  # else its last sender does, once out of its last call
         self._report()
-        self.buffers.raise_interrupt()
-        return delivered
 
     def _report(self) -> None:
         """Say at the end what was not delivered."""
@@ -262,7 +272,9 @@ class Shipper(Intake):
                     if self._closed:
                         return
                     self._cycle()
-            except Exception as exc:  # the builder must survive anything
+            except (
+                BaseException
+            ) as exc:  # the builder survives anything, user code's sys.exit() too
                 self._log_once(
                     f"cycle:{type(exc).__name__}",
                     logging.ERROR,
@@ -325,7 +337,7 @@ class Shipper(Intake):
             try:
                 with lock:
                     self._send_due(route, lock)
-            except Exception as exc:  # a sender must survive anything
+            except BaseException as exc:  # a sender survives anything, user code's sys.exit() too
                 self._log_once(
                     f"send:{type(exc).__name__}",
                     logging.ERROR,
