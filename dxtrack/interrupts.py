@@ -1,11 +1,13 @@
-"""Interrupts that land in user code dxtrack runs while it builds a record: a Ctrl-C's
-``KeyboardInterrupt`` raised in a metadata value's ``__repr__``, a ``SystemExit``...
+"""Interrupts that land while dxtrack works on the caller's thread: a Ctrl-C's
+``KeyboardInterrupt`` raised in a metadata value's ``__repr__`` it runs, a ``SystemExit``...
 
 Inside a build, dxtrack goes on (the value becomes a placeholder, or the record is counted as
-``build_failed``), keeps the interrupt, and raises it again on the caller's thread once the
-lines of that build are queued: the program is interrupted as it would be without dxtrack, and
-nothing is lost uncounted. dxtrack's own threads never raise one (nothing would catch it).
-Outside a build, an interrupt is raised at once, as before.
+``build_failed``), keeps the interrupt, and raises it again on the way out of the call
+(``raised_after``), once the lines of that build are queued: the program is interrupted as it
+would be without dxtrack, and nothing is lost uncounted. While the last records move to their
+queues and to disk at shutdown, a Ctrl-C is held the same way (``ctrl_c_held``). dxtrack's own
+threads never raise one (nothing would catch it). Outside a build, an interrupt is raised at
+once, as before.
 """
 
 from __future__ import annotations

@@ -272,9 +272,7 @@ class Shipper(Intake):
                     if self._closed:
                         return
                     self._cycle()
-            except (
-                BaseException
-            ) as exc:  # the builder survives anything, user code's sys.exit() too
+            except BaseException as exc:  # the builder survives anything, sys.exit() too
                 self._log_once(
                     f"cycle:{type(exc).__name__}",
                     logging.ERROR,
@@ -337,7 +335,7 @@ class Shipper(Intake):
             try:
                 with lock:
                     self._send_due(route, lock)
-            except BaseException as exc:  # a sender survives anything, user code's sys.exit() too
+            except BaseException as exc:  # a sender survives anything, sys.exit() too
                 self._log_once(
                     f"send:{type(exc).__name__}",
                     logging.ERROR,
