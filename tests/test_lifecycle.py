@@ -374,13 +374,18 @@ def test_kill_9_restarts_switching_compression_during_an_outage_then_recovery(
             missing = set(range(1, tracked + 1)) - spooled.get(who, set())
             assert not missing, f"{len(missing)} records tracked >= 2 s before a kill not spooled"
     assert lake.records() == [], "the outage let records through"
-    spooled_ids = {record["id"] for record in read_spool(spool_dir).records}
+    before = read_spool(spool_dir)
+    spooled_ids = {record["id"] for record in before.records}
     proxy.set_mode("up")
-    runner.run(CONFIGURE_AND_FLUSH, env={"DXTRACK_COMPRESSION": "gzip"}, timeout=120)
+    recovery = runner.run(CONFIGURE_AND_FLUSH, env={"DXTRACK_COMPRESSION": "gzip"}, timeout=120)
     landed = lake.records("metric")
     result = tally("codec-switching-restarts", len(spooled_ids), landed, [])
     assert spooled_ids <= {record["id"] for record in landed}, "spooled records never landed"
-    assert result.landed_duplicates == 0
+    copies = Counter(record["id"] for record in before.records)
+    assert result.landed_duplicates == 0, (
+        f"{sum(n - 1 for n in copies.values())} records were in the spool twice "
+        f"({sorted({p.name for p in before.files})}); recovery: {recovery.describe()}"
+    )
     landed_seqs = seqs_of(landed)
     for who, tracked in safe_by_producer.items():
         assert set(range(1, tracked + 1)) <= landed_seqs.get(who, set())
