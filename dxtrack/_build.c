@@ -71,6 +71,8 @@ next_random(MetricWriter *self)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
+static PyObject *fetch_error(void);
+
 /* Clear the error being raised. One that stops the program (a Ctrl-C's KeyboardInterrupt
  * landing in user code the writer ran, a SystemExit...) is first handed to
  * dxtrack.interrupts.keep(), which raises it on the caller's thread once the build is queued
@@ -82,18 +84,7 @@ clear_error(void)
         PyErr_Clear();
         return;
     }
-#if PY_VERSION_HEX >= 0x030C0000
-    PyObject *value = PyErr_GetRaisedException();
-#else
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    PyErr_NormalizeException(&type, &value, &traceback);
-    if (value != NULL && traceback != NULL) {
-        PyException_SetTraceback(value, traceback);
-    }
-    Py_XDECREF(type);
-    Py_XDECREF(traceback);
-#endif
+    PyObject *value = fetch_error();
     static PyObject *keep;
     if (keep == NULL) {
         PyObject *module = PyImport_ImportModule("dxtrack.interrupts");
@@ -504,19 +495,30 @@ format_floats(MetricWriter *self, PyObject *floats, Py_ssize_t count, Piece *pie
     return 1;
 }
 
-/* The exception being raised (cleared), or a RuntimeError when none is: a new reference. */
+/* The exception being raised, with its traceback (cleared): a new reference, or NULL. */
 static PyObject *
-take_error(void)
+fetch_error(void)
 {
 #if PY_VERSION_HEX >= 0x030C0000
-    PyObject *value = PyErr_GetRaisedException();
+    return PyErr_GetRaisedException();
 #else
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
     PyErr_NormalizeException(&type, &value, &traceback);
+    if (value != NULL && traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
     Py_XDECREF(type);
     Py_XDECREF(traceback);
+    return value;
 #endif
+}
+
+/* The exception being raised (cleared), or a RuntimeError when none is: a new reference. */
+static PyObject *
+take_error(void)
+{
+    PyObject *value = fetch_error();
     if (value == NULL) {
         value = PyObject_CallFunction(PyExc_RuntimeError, "s", "the record could not be built");
     }

@@ -147,18 +147,25 @@ def test_outside_a_build_an_interrupt_is_raised_at_once() -> None:
     interrupts.raise_kept()  # nothing kept
 
 
+CTRL_C_ONCE = """
+    import os, signal
+
+    def ctrl_c_once(holder):
+        if not holder.fired:
+            holder.fired = True
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, handled in this frame
+            for _ in range(100_000):
+                pass
+"""
+
 CTRL_C_IN_REPR = """
-    import json, os, signal
+    import json
     import dxtrack
 
     class CtrlC:
         fired = False
         def __repr__(self):
-            if not CtrlC.fired:
-                CtrlC.fired = True
-                os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, handled in this frame
-                for _ in range(100_000):
-                    pass
+            ctrl_c_once(CtrlC)
             return "calm"
 
     dxtrack.configure(context="job", stage="test")
@@ -177,7 +184,7 @@ def test_a_real_ctrl_c_while_a_record_is_built_interrupts_the_program(tmp_path: 
     """Stage ``test`` builds on the caller's thread: the SIGINT's KeyboardInterrupt reaches
     the program once both records of the call are written (the interrupted value says so), and
     the program goes on tracking."""
-    outcome = run_program(tmp_path, CTRL_C_IN_REPR)
+    outcome = run_program(tmp_path, CTRL_C_ONCE, CTRL_C_IN_REPR)
     assert outcome.returncode == 0, outcome.describe()
     printed = outcome.stdout.splitlines()
     assert printed[0] == "interrupted", outcome.describe()
@@ -241,17 +248,12 @@ def test_a_real_ctrl_c_while_shutdown_builds_spools_everything_then_interrupts(
 
 
 CTRL_C_IN_STR_AT_CAPTURE = """
-    import os, signal
     import dxtrack
 
     class JobError(Exception):
         fired = False
         def __str__(self):
-            if not JobError.fired:
-                JobError.fired = True
-                os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, handled in this frame
-                for _ in range(100_000):
-                    pass
+            ctrl_c_once(JobError)
             return "job failed"
 
     dxtrack.configure(context="job", stage="dev", spool_dir="spool", exit_timeout=0.5,
@@ -272,7 +274,7 @@ def test_a_real_ctrl_c_in_an_exceptions_str_at_capture_interrupts_at_once(
 ) -> None:
     """``error()`` reads the exception's text on the caller's thread (compiled or not): a Ctrl-C
     landing there is raised by ``error()``, as without dxtrack."""
-    outcome = run_program(tmp_path, CTRL_C_IN_STR_AT_CAPTURE, env=DEAD_AWS)
+    outcome = run_program(tmp_path, CTRL_C_ONCE, CTRL_C_IN_STR_AT_CAPTURE, env=DEAD_AWS)
     assert outcome.stdout.splitlines()[0] == "interrupted", outcome.describe()
 
 
