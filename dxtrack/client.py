@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -16,6 +17,7 @@ from dxtrack.arguments import ErrorFunction, MetricFunction, checked_metadata, c
 from dxtrack.counters import Counters
 from dxtrack.environment_variables import compiled_allowed
 from dxtrack.events import ERROR, EVENT_WIDTH, METRIC, Event, FlatBuffer, new_buffer, pop_events
+from dxtrack.interrupts import goes_on
 from dxtrack.log import LogOnce, SdkThread, logger, warn_at_caller
 
 if TYPE_CHECKING:
@@ -357,6 +359,11 @@ class Client:
         except Exception as exc:  # closing must never break the host's exit
             logger.error("dxtrack: error while shutting down: %r", exc)
             return False
+        except BaseException as exc:
+            if goes_on(exc):  # a Ctrl-C cut the closing short: what is left to disk, at once
+                with contextlib.suppress(BaseException):
+                    shipper.shutdown(0.0, 0.0)
+            raise
         return delivered
 
     def stats(self) -> dict[str, int]:

@@ -315,3 +315,34 @@ def test_a_papertrail_format_raising_an_interrupt_leaves_the_sender_running(
     assert f"[papertrail_format failed: {stop}]" in got[0]
     assert got[1].endswith("line m1") and got[2].endswith("line m2")
     assert printed["flushed"] is True
+
+
+CTRL_C_WHILE_AN_INLINE_CALL_WAITS = """
+    import json, os, signal, socket, threading, time
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)  # accepts, never answers
+    os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:%d" % server.getsockname()[1]
+    import dxtrack
+
+    dxtrack.configure(context="job", stage="dev", use_async_requests=False, spool_dir="spool",
+                      exit_timeout=1, handle_sigterm=False)
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    started = time.monotonic()
+    try:
+        dxtrack.metric("waits", 1)  # delivered on this thread: waits on the endpoint
+        print("not interrupted")
+    except KeyboardInterrupt:
+        print("interrupted after %.1f s" % (time.monotonic() - started))
+    print(json.dumps(dxtrack.stats()))
+"""
+
+
+def test_a_ctrl_c_while_an_inline_call_waits_puts_its_record_on_disk(tmp_path: Path) -> None:
+    """``use_async_requests=False`` sends on the caller's thread: a Ctrl-C while the call waits
+    on an endpoint that never answers reaches the program, and the record is spooled."""
+    outcome = run_program(tmp_path, CTRL_C_WHILE_AN_INLINE_CALL_WAITS, env=DEAD_AWS)
+    printed = outcome.stdout.splitlines()
+    assert printed[0].startswith("interrupted after"), outcome.describe()
+    stats = json.loads(printed[1])
+    assert stats["spooled"] == 1 and stats["dropped"] == 0 and stats["delivered"] == 0

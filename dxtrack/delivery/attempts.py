@@ -80,27 +80,40 @@ def attempt(sink: Sink, items: list[bytes], log_once: LogOnce) -> tuple[Sequence
 
 
 def deliver_inline(route: Route, lines: list[bytes]) -> None:
-    """Deliver on the caller's thread, a few tries with backoff; then spool the rest."""
-    now = time.monotonic()
-    items = pack(lines, route.sink.limits, now)
-    if route.spool is not None and (
-        route.down(now) or now < route.health.retry_at or interrupts.pending()
-    ):  # failing moments ago, or a Ctrl-C to raise: don't wait on it (again)
-        route.spill(items, "send_failed")
-        return
-    for call in calls(items, route.sink.limits):
-        for tries in range(INLINE_ATTEMPTS):
-            failed = set(route.send(call))
-            route.stats.add("delivered", lines_of(call) - sum(call[i].lines for i in failed))
-            call = [item for i, item in enumerate(call) if i in failed]
-            if not call or now < route.health.blocked_until or interrupts.pending():
-                break
-            route.stats.add("retried", lines_of(call))
-            if tries + 1 < INLINE_ATTEMPTS:
-                time.sleep(backoff(tries))
-        with route.lock:
-            route.health.record(bool(call), time.monotonic())
-        route.spill(call, "send_failed")
+    """Deliver on the caller's thread, a few tries with backoff; then spool the rest. A Ctrl-C
+    on the way puts what is not delivered on disk (or counts it), then goes on up."""
+    left: list[list[Item]] | None = None  # the calls not settled yet, once packed
+    try:
+        now = time.monotonic()
+        items = pack(lines, route.sink.limits, now)
+        if route.spool is not None and (
+            route.down(now) or now < route.health.retry_at or interrupts.pending()
+        ):  # failing moments ago, or a Ctrl-C to raise: don't wait on it (again)
+            left = []
+            route.spill(items, "send_failed")
+            return
+        left = list(calls(items, route.sink.limits))
+        while left:
+            call = left[0]
+            for tries in range(INLINE_ATTEMPTS):
+                failed = set(route.send(call))
+                delivered = lines_of(call) - sum(call[i].lines for i in failed)
+                call = left[0] = [item for i, item in enumerate(call) if i in failed]
+                route.stats.add("delivered", delivered)
+                if not call or now < route.health.blocked_until or interrupts.pending():
+                    break
+                route.stats.add("retried", lines_of(call))
+                if tries + 1 < INLINE_ATTEMPTS:
+                    time.sleep(backoff(tries))
+            with route.lock:
+                route.health.record(bool(call), time.monotonic())
+            left.pop(0)
+            route.spill(call, "send_failed")
+    except BaseException as exc:
+        if interrupts.goes_on(exc):
+            packed = [[*pack(lines, route.sink.limits, 0.0)]] if left is None else left
+            route.spill([item for call in packed for item in call], "interrupted")
+        raise
     route.wake.set()
 
 
