@@ -79,12 +79,18 @@ def keep(exc: BaseException) -> bool:
     return True
 
 
+def keep_or_raise(exc: BaseException) -> None:
+    """For what user code raised, caught as its failure: an interrupt is kept (in a build) or
+    raised again now (outside one); anything else is the caller's to handle."""
+    if interrupting(exc) and not keep(exc):
+        raise exc
+
+
 def keep_cause(exc: BaseException) -> None:
-    """Keep (or raise, outside a build) the interrupt behind ``exc``, if any: orjson turns what
-    its ``default`` raised, a ``KeyboardInterrupt`` too, into the cause of a ``TypeError``."""
-    cause = exc.__cause__
-    if cause is not None and interrupting(cause) and not keep(cause):
-        raise cause
+    """``keep_or_raise`` the interrupt behind ``exc``, if any: orjson turns what its
+    ``default`` raised, a ``KeyboardInterrupt`` too, into the cause of a ``TypeError``."""
+    if exc.__cause__ is not None:
+        keep_or_raise(exc.__cause__)
 
 
 def pending() -> bool:

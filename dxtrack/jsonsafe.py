@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from dxtrack.interrupts import interrupting, keep, keep_cause
+from dxtrack.interrupts import keep_cause, keep_or_raise
 
 OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 """orjson options: sorted keys (canonical, so the id is stable), non-string keys, numpy."""
@@ -54,8 +54,7 @@ def _repr(obj: Any) -> str:
     try:
         text = repr(obj)
     except BaseException as exc:  # a user's __repr__ may raise anything, a Ctrl-C too
-        if interrupting(exc) and not keep(exc):
-            raise
+        keep_or_raise(exc)  # a Ctrl-C goes on up (see ``interrupts``)
         text = f"<{type(obj).__qualname__} (repr failed: {type(exc).__name__})>"
     if len(text) > MAX_REPR:
         text = text[:MAX_REPR] + TRUNCATED.format(len(text) - MAX_REPR)

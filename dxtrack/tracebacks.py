@@ -27,7 +27,7 @@ from xxhash import xxh3_64_hexdigest
 
 from dxtrack import traceback_text
 from dxtrack.environment_variables import DXTRACK_PURE_PYTHON
-from dxtrack.interrupts import interrupting, keep
+from dxtrack.interrupts import keep_or_raise
 
 Frames = tuple[CodeType | int, ...]
 """Flat: code, offset, code, offset... for each frame, outermost first. The offset is that of
@@ -90,8 +90,7 @@ def safe_str(value: object) -> str:
     try:
         return str(value)
     except BaseException as exc:  # a Ctrl-C too
-        if interrupting(exc) and not keep(exc):
-            raise
+        keep_or_raise(exc)  # a Ctrl-C goes on up (see ``interrupts``)
         return f"<str() failed: {type(exc).__name__}>"
 
 

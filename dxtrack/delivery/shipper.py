@@ -149,13 +149,8 @@ class Shipper(Intake):
         call) to end."""
         if self._closed:
             return True
-        with interrupts.raised_after:
-            try:
-                delivered = self.flush(timeout)
-            except BaseException as exc:
-                if interrupts.goes_on(exc):  # a Ctrl-C while it waits: the rest to disk now
-                    self._close(0.0)
-                raise
+        with interrupts.raised_after:  # (a Ctrl-C that cuts it short: see Client._close_shipper)
+            delivered = self.flush(timeout)
             self._close(JOIN_SECONDS if join is None else join)
         return delivered
 

@@ -18,7 +18,7 @@ import orjson
 
 from dxtrack.config import Config
 from dxtrack.events import KINDS
-from dxtrack.interrupts import interrupting, keep
+from dxtrack.interrupts import keep_or_raise
 from dxtrack.papertrail_format import Formatter, default_format, escape_newlines, syslog_line
 from dxtrack.sinks.base import Limits, PermanentSendError, RetryableSendError, Sink
 
@@ -36,8 +36,7 @@ def _text(format_record: Formatter, record: dict[str, Any]) -> str:
     try:
         return str(format_record(record))
     except BaseException as exc:  # a user's formatter must not stop the live view
-        if interrupting(exc) and not keep(exc):  # (a Ctrl-C goes on up: see ``interrupts``)
-            raise
+        keep_or_raise(exc)  # a Ctrl-C goes on up (see ``interrupts``)
         return f"{default_format(record)} [papertrail_format failed: {type(exc).__name__}]"
 
 
