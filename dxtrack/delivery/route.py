@@ -199,32 +199,31 @@ class Route:
                 return
             if not self.replay_due and now - self._spool_checked < RECHECK_SPOOL_SECONDS:
                 return
-            self._claiming = True
+            self._claiming = True  # until ``self.claim`` is set: one segment at a time
             changes = spool.changes.count
+        claim: Claim | None = None
+        taken = False
         try:
             claim = spool.claim()
             if claim is None:
                 spool.close_segment()  # what this process spooled may wait in its open segment
                 claim = spool.claim()
+            if claim is None:
+                self._checked_changes = changes  # unless more was written meanwhile
+                self._spool_checked = now
+                return
+            items = pack(claim.lines, self.sink.limits, now, claim, REPLAY_CALL_BYTES)
+            self.stats.add("replayed", len(claim.lines))
+            with self.lock:
+                taken = bool(items) and not self.closed  # closed: nobody would send it
+                if taken:
+                    self.claim, self._claim_left = claim, len(items)
+                    self.replay.extend(items)
         finally:
             with self.lock:
                 self._claiming = False
-        if claim is None:
-            self._checked_changes = changes  # unless more was written meanwhile
-            self._spool_checked = now
-            return
-        items = pack(claim.lines, self.sink.limits, now, claim, REPLAY_CALL_BYTES)
-        self.stats.add("replayed", len(claim.lines))
-        if not items:
-            spool.release(claim)
-            return
-        with self.lock:
-            closed = self.closed  # closed meanwhile: nobody would send or release it
-            if not closed:
-                self.claim, self._claim_left = claim, len(items)
-                self.replay.extend(items)
-        if closed:
-            spool.release(claim)
+            if claim is not None and not taken:
+                spool.release(claim)  # back on disk as it was
         self.wake.set()
 
     def next_call(self, now: float) -> Call | None:
@@ -350,7 +349,7 @@ class Route:
             if self.inflight:
                 return False
             fresh = bool(self.pending) or self.moving > 0  # must reach the sink or the disk
-            busy = fresh or self.replay or self.claim is not None or self.replay_due
+            busy = fresh or self.replay or self.claim or self._claiming or self.replay_due
         if not busy:
             return True
         if fresh and self.spool is not None and self.spool.available():
