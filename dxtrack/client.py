@@ -35,6 +35,7 @@ JOIN_GRACE = 0.3
 configurations, or for another thread's ``close()``."""
 ORPHAN_SECONDS = 60.0
 """How long the buffers of a previous configuration are still drained after ``configure()``."""
+Closing = tuple[threading.Event, float] | None
 
 
 def compiled_fast_path() -> bool:
@@ -60,7 +61,7 @@ class Client:
         self._held_lock = threading.Lock()
         self._retiring: list[threading.Thread] = []
         """Threads closing the shippers of previous configurations."""
-        self._closing: tuple[threading.Event, float] | None = None
+        self._closing: Closing = None
         """Set while ``close()`` runs: the event it sets when done, and its deadline."""
         self._orphans: list[tuple[FlatBuffer, threading.Lock, float]] = []
         """Buffers of previous configurations, each with its drain lock and when it was
@@ -115,8 +116,8 @@ class Client:
         ``timeout``, spooling the rest): a signal handled on this thread meanwhile can't
         interrupt it half-way, and ``close()`` waits for it."""
         closer = SdkThread(
-            target=self._close_shipper,
-            args=(shipper, timeout, timeout),  # its threads too: a replay in flight puts back
+            target=shipper.shutdown_quietly,
+            args=(timeout, timeout),  # its threads too: a replay in flight puts back
             name="dxtrack-retire",
             daemon=True,
         )
@@ -323,48 +324,50 @@ class Client:
         Runs by itself at exit and before a new ``configure()``. Afterwards dxtrack is
         unconfigured: tracking calls do nothing until the next ``configure()``.
         """
+        detached: list[Shipper] = []  # once the shipper is in it, this call closes it
+        try:
+            closing, timeout = self._detach(timeout, detached)
+            if not detached:  # closed already, or being closed by another thread: wait for it
+                if closing is not None:
+                    closing[0].wait(max(closing[1] + JOIN_GRACE - _monotonic(), 0.0))
+                return True
+            assert closing is not None
+            try:
+                return detached[0].shutdown(timeout)
+            finally:
+                for retiring in self._retiring:  # previous configurations still closing
+                    retiring.join(max(closing[1] + JOIN_GRACE - _monotonic(), 0.0))
+                closing[0].set()
+        except Exception as exc:  # closing must never break the host's exit
+            logger.error("dxtrack: error while shutting down: %r", exc)
+            return False
+        except BaseException as exc:
+            if detached and goes_on(exc):  # a Ctrl-C cut the closing short: the rest to disk
+                with contextlib.suppress(BaseException):
+                    detached[0].shutdown(0.0, 0.0)
+            raise
+
+    def _detach(self, timeout: float | None, detached: list[Shipper]) -> tuple[Closing, float]:
+        """Unconfigure; the shipper to close goes in ``detached`` (none if closed already)."""
         # Bounded: after a SIGTERM, the main thread may be stopped inside configure() for good.
         locked = self._lock.acquire(timeout=JOIN_GRACE)
         try:
             pipeline, config, closing = self._pipeline, self.config, self._closing
             if pipeline is None or config is None:
-                pipeline = None
-            else:
-                try:
-                    self.flush_metrics_buffer()
-                except Exception as exc:  # closing must never break the host's exit
-                    logger.error("dxtrack: error while shutting down: %r", exc)
-                self._pipeline = self.config = None
-                self._set_fast_path()
-                timeout = config.exit_timeout if timeout is None else timeout
-                closing = self._closing = (threading.Event(), _monotonic() + timeout)
+                return closing, 0.0
+            try:
+                self.flush_metrics_buffer()
+            except Exception as exc:  # closing must never break the host's exit
+                logger.error("dxtrack: error while shutting down: %r", exc)
+            detached.append(pipeline)
+            self._pipeline = self.config = None
+            self._set_fast_path()
+            timeout = config.exit_timeout if timeout is None else timeout
+            self._closing = (threading.Event(), _monotonic() + timeout)
+            return self._closing, timeout
         finally:
             if locked:
                 self._lock.release()
-        if pipeline is None:  # closed already, or being closed by another thread: wait for it
-            if closing is not None:
-                closing[0].wait(max(closing[1] + JOIN_GRACE - _monotonic(), 0.0))
-            return True
-        assert closing is not None and timeout is not None
-        try:
-            return self._close_shipper(pipeline, timeout)
-        finally:
-            for retiring in self._retiring:  # previous configurations still closing
-                retiring.join(max(closing[1] + JOIN_GRACE - _monotonic(), 0.0))
-            closing[0].set()
-
-    def _close_shipper(self, shipper: Shipper, timeout: float, join: float | None = None) -> bool:
-        try:
-            delivered = shipper.shutdown(timeout, join)
-        except Exception as exc:  # closing must never break the host's exit
-            logger.error("dxtrack: error while shutting down: %r", exc)
-            return False
-        except BaseException as exc:
-            if goes_on(exc):  # a Ctrl-C cut the closing short: what is left to disk, at once
-                with contextlib.suppress(BaseException):
-                    shipper.shutdown(0.0, 0.0)
-            raise
-        return delivered
 
     def stats(self) -> dict[str, int]:
         """Counts of records delivered, retried, spooled, replayed and dropped (by reason) since

@@ -346,3 +346,45 @@ def test_a_ctrl_c_while_an_inline_call_waits_puts_its_record_on_disk(tmp_path: P
     assert printed[0].startswith("interrupted after"), outcome.describe()
     stats = json.loads(printed[1])
     assert stats["spooled"] == 1 and stats["dropped"] == 0 and stats["delivered"] == 0
+
+
+CTRL_C_AS_CLOSE_UNCONFIGURES = """
+    import json
+    import dxtrack
+    from dxtrack import client
+
+    dxtrack.configure(context="job", stage="dev", spool_dir="spool", flush_interval=600,
+                      exit_timeout=5, handle_sigterm=False, max_buffer=100_000)
+    for i in range(20_000):
+        dxtrack.metric("m", i)
+    original = client.Client._set_fast_path
+
+    class Closing:
+        fired = False
+
+    def set_fast_path(self):  # called by close() right after it unconfigured dxtrack
+        if self.shipper is None:
+            ctrl_c_once(Closing)
+        original(self)
+
+    client.Client._set_fast_path = set_fast_path
+    try:
+        dxtrack.shutdown(timeout=0)
+        print("not interrupted")
+    except KeyboardInterrupt:
+        print("interrupted")
+    print(json.dumps(dxtrack.stats()))
+"""
+
+
+def test_a_real_ctrl_c_as_close_unconfigures_still_puts_every_record_on_disk(
+    tmp_path: Path,
+) -> None:
+    """A Ctrl-C that lands in ``close()`` between unconfiguring dxtrack and closing its shipper
+    (nothing would close it after that): the shipper is closed at once, every record is on
+    disk, and the interrupt reaches the program."""
+    outcome = run_program(tmp_path, CTRL_C_ONCE, CTRL_C_AS_CLOSE_UNCONFIGURES, env=DEAD_AWS)
+    printed = outcome.stdout.splitlines()
+    assert printed[0] == "interrupted", outcome.describe()
+    stats = json.loads(printed[1])
+    assert stats["spooled"] + stats["delivered"] == 20_000 and stats["dropped"] == 0, stats

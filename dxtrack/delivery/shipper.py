@@ -154,6 +154,14 @@ class Shipper(Intake):
             self._close(JOIN_SECONDS if join is None else join)
         return delivered
 
+    def shutdown_quietly(self, timeout: float, join: float | None = None) -> None:
+        """``shutdown()`` on a thread of dxtrack's own (a previous configuration's closing):
+        what fails is logged, never raised."""
+        try:
+            self.shutdown(timeout, join)
+        except Exception as exc:
+            logger.error("dxtrack: error while shutting down: %r", exc)
+
     def _close(self, join: float) -> None:
         with interrupts.ctrl_c_held():  # the last lines go to their queues, or to disk, whole
             with self._build_lock:
