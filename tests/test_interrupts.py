@@ -150,6 +150,10 @@ def test_outside_a_build_an_interrupt_is_raised_at_once() -> None:
 CTRL_C_ONCE = """
     import os, signal
 
+    # Python's own Ctrl-C handler, as in a terminal: a shell ignores SIGINT in what it starts
+    # in the background (CI started with &), and Python then installs none
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     def ctrl_c_once(holder):
         if not holder.fired:
             holder.fired = True
@@ -240,7 +244,7 @@ def test_a_real_ctrl_c_while_shutdown_builds_spools_everything_then_interrupts(
     """A shutdown on the main thread builds what the builder had not: a SIGINT then (in the
     Python the compiled writer calls for each record, or as its loop ends) reaches the program
     once every record is on disk."""
-    outcome = run_program(tmp_path, CTRL_C_WHILE_SHUTDOWN_BUILDS, env=DEAD_AWS)
+    outcome = run_program(tmp_path, CTRL_C_ONCE, CTRL_C_WHILE_SHUTDOWN_BUILDS, env=DEAD_AWS)
     printed = outcome.stdout.splitlines()
     assert printed[0] == "interrupted", outcome.describe()
     stats = json.loads(printed[1])
@@ -341,7 +345,7 @@ CTRL_C_WHILE_AN_INLINE_CALL_WAITS = """
 def test_a_ctrl_c_while_an_inline_call_waits_puts_its_record_on_disk(tmp_path: Path) -> None:
     """``use_async_requests=False`` sends on the caller's thread: a Ctrl-C while the call waits
     on an endpoint that never answers reaches the program, and the record is spooled."""
-    outcome = run_program(tmp_path, CTRL_C_WHILE_AN_INLINE_CALL_WAITS, env=DEAD_AWS)
+    outcome = run_program(tmp_path, CTRL_C_ONCE, CTRL_C_WHILE_AN_INLINE_CALL_WAITS, env=DEAD_AWS)
     printed = outcome.stdout.splitlines()
     assert printed[0].startswith("interrupted after"), outcome.describe()
     stats = json.loads(printed[1])
