@@ -18,7 +18,7 @@ from dxtrack.counters import Counters
 from dxtrack.environment_variables import compiled_allowed
 from dxtrack.events import ERROR, EVENT_WIDTH, METRIC, Event, FlatBuffer, new_buffer, pop_events
 from dxtrack.interrupts import goes_on
-from dxtrack.log import LogOnce, SdkThread, logger, warn_at_caller
+from dxtrack.log import LogOnce, logger, warn_at_caller
 
 if TYPE_CHECKING:
     from dxtrack.config import Config
@@ -108,21 +108,9 @@ class Client:
             self._held_lock = threading.Lock()
             self._pipeline = shipper
             self._set_fast_path()
-        if previous is not None and previous_config is not None:
-            self._retire(previous, previous_config.exit_timeout)
-
-    def _retire(self, shipper: Shipper, timeout: float) -> None:
-        """Close a previous configuration's shipper on a thread of its own (delivering within
-        ``timeout``, spooling the rest): a signal handled on this thread meanwhile can't
-        interrupt it half-way, and ``close()`` waits for it."""
-        closer = SdkThread(
-            target=shipper.shutdown_quietly,
-            args=(timeout, timeout),  # its threads too: a replay in flight puts back
-            name="dxtrack-retire",
-            daemon=True,
-        )
-        self._retiring = [t for t in self._retiring if t.is_alive()] + [closer]
-        closer.start()
+        if previous is not None and previous_config is not None:  # close() waits for it
+            alive = [thread for thread in self._retiring if thread.is_alive()]
+            self._retiring = [*alive, previous.retire(previous_config.exit_timeout)]
 
     def _set_fast_path(self) -> None:
         """Where ``metric()`` may append without a call: the held metrics with
@@ -327,25 +315,38 @@ class Client:
         detached: list[Shipper] = []  # once the shipper is in it, this call closes it
         try:
             closing, timeout = self._detach(timeout, detached)
-            if not detached:  # closed already, or being closed by another thread: wait for it
-                if closing is not None:
-                    closing[0].wait(max(closing[1] + JOIN_GRACE - _monotonic(), 0.0))
-                return True
-            assert closing is not None
-            try:
+            if detached:
                 return detached[0].shutdown(timeout)
-            finally:
-                for retiring in self._retiring:  # previous configurations still closing
-                    retiring.join(max(closing[1] + JOIN_GRACE - _monotonic(), 0.0))
-                closing[0].set()
+            if closing is not None:  # being closed by another thread: wait for it
+                closing[0].wait(max(closing[1] + JOIN_GRACE - _monotonic(), 0.0))
+            return True
         except Exception as exc:  # closing must never break the host's exit
             logger.error("dxtrack: error while shutting down: %r", exc)
             return False
         except BaseException as exc:
             if detached and goes_on(exc):  # a Ctrl-C cut the closing short: the rest to disk
                 with contextlib.suppress(BaseException):
+                    self._unconfigure(detached[0])
                     detached[0].shutdown(0.0, 0.0)
             raise
+        finally:
+            if detached:
+                self._finish_closing(self._closing)
+
+    def _unconfigure(self, pipeline: Shipper) -> None:
+        """Tracking calls stop reaching ``pipeline`` (a no-op once another took its place)."""
+        if self._pipeline is pipeline:
+            self._pipeline = self.config = None
+            self._set_fast_path()
+
+    def _finish_closing(self, closing: Closing) -> None:
+        """Wait for previous configurations still closing, then let waiting threads go on."""
+        if closing is not None:
+            try:
+                for retiring in self._retiring:
+                    retiring.join(max(closing[1] + JOIN_GRACE - _monotonic(), 0.0))
+            finally:
+                closing[0].set()
 
     def _detach(self, timeout: float | None, detached: list[Shipper]) -> tuple[Closing, float]:
         """Unconfigure; the shipper to close goes in ``detached`` (none if closed already)."""
@@ -359,11 +360,10 @@ class Client:
                 self.flush_metrics_buffer()
             except Exception as exc:  # closing must never break the host's exit
                 logger.error("dxtrack: error while shutting down: %r", exc)
-            detached.append(pipeline)
-            self._pipeline = self.config = None
-            self._set_fast_path()
             timeout = config.exit_timeout if timeout is None else timeout
             self._closing = (threading.Event(), _monotonic() + timeout)
+            detached.append(pipeline)
+            self._unconfigure(pipeline)
             return self._closing, timeout
         finally:
             if locked:

@@ -392,3 +392,46 @@ def test_a_real_ctrl_c_as_close_unconfigures_still_puts_every_record_on_disk(
     assert printed[0] == "interrupted", outcome.describe()
     stats = json.loads(printed[1])
     assert stats["spooled"] + stats["delivered"] == 20_000 and stats["dropped"] == 0, stats
+
+
+CTRL_C_AS_CLOSE_DETACHES = """
+    import json
+    import dxtrack
+    from dxtrack import client
+
+    dxtrack.configure(context="job", stage="dev", spool_dir="spool", flush_interval=600,
+                      exit_timeout=5, handle_sigterm=False)
+    for i in range(1_000):
+        dxtrack.metric("before", i)
+    original = client.Client._unconfigure
+
+    class Closing:
+        fired = False
+
+    def unconfigure(self, pipeline):  # close() has taken the shipper, not yet unconfigured
+        ctrl_c_once(Closing)
+        original(self, pipeline)
+
+    client.Client._unconfigure = unconfigure
+    try:
+        dxtrack.shutdown(timeout=0)
+    except KeyboardInterrupt:
+        print("interrupted")
+    for i in range(50):
+        dxtrack.metric("after", i)
+    print(json.dumps(dxtrack.stats()))
+"""
+
+
+def test_a_real_ctrl_c_as_close_takes_the_shipper_leaves_dxtrack_unconfigured(
+    tmp_path: Path,
+) -> None:
+    """A Ctrl-C after ``close()`` took the shipper but before it unconfigured dxtrack: the
+    shipper is closed with its records on disk, and dxtrack is unconfigured, so later calls
+    are counted as ``not_configured`` rather than queued where nothing ships them."""
+    outcome = run_program(tmp_path, CTRL_C_ONCE, CTRL_C_AS_CLOSE_DETACHES, env=DEAD_AWS)
+    printed = outcome.stdout.splitlines()
+    assert printed[0] == "interrupted", outcome.describe()
+    stats = json.loads(printed[1])
+    assert stats["spooled"] + stats["delivered"] == 1_000, stats
+    assert stats["dropped.not_configured"] == 50, stats

@@ -17,7 +17,7 @@ from dxtrack.counters import Counters
 from dxtrack.delivery import route as route_module
 from dxtrack.delivery.route import Route
 from dxtrack.delivery.spool import Spool
-from dxtrack.log import LogOnce
+from dxtrack.log import LogOnce, SdkThread
 from dxtrack.sinks.base import Limits
 
 LIMITS = Limits(
@@ -82,6 +82,29 @@ def new_route(root: Path, stats: Counters) -> tuple[Route, CountingSink]:
     return route, sink
 
 
+def run_senders(route: Route, stats: Counters, senders: int = 2) -> None:
+    """Run ``senders`` sender loops, as dxtrack's own threads, until the route is quiet."""
+    finished = threading.Event()
+
+    def sender() -> None:
+        while not finished.is_set():
+            now = time.monotonic()
+            route.refill_replay(now)
+            call = route.next_call(now)
+            if call is not None:
+                route.settle(call, route.send(call.items))
+            elif route.quiet(0.0):
+                finished.set()
+
+    threads = [SdkThread(target=sender, daemon=True) for _ in range(senders)]
+    for thread in threads:
+        thread.start()
+    stuck = not finished.wait(60)
+    finished.set()
+    held = route.claim.name if route.claim else None
+    assert not stuck, f"still busy after 60 s: claim {held}, {stats.snapshot()}"
+
+
 def test_a_second_sender_claims_nothing_while_the_first_prepares_its_claim(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,26 +153,44 @@ def test_two_senders_replay_every_segment_once_and_empty_the_spool(
         return real_pack(*args, **kwargs)
 
     monkeypatch.setattr(route_module, "pack", slow_pack)
-    finished = threading.Event()
-
-    def sender() -> None:
-        while not finished.is_set():
-            now = time.monotonic()
-            route.refill_replay(now)
-            call = route.next_call(now)
-            if call is not None:
-                route.settle(call, route.send(call.items))
-            elif route.quiet(0.0):
-                finished.set()
-
-    threads = [threading.Thread(target=sender, daemon=True) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    stuck = not finished.wait(60)
-    finished.set()
-    assert not stuck, f"still busy after 60 s: claim {route.claim}, {stats.snapshot()}"
+    run_senders(route, stats)
     copies = Counter(sink.lines)
     assert sorted(copies) == list(range(43_200))
     assert max(copies.values()) == 1, f"{sum(c - 1 for c in copies.values())} lines sent twice"
     assert stats.snapshot()["replayed"] == 43_200
+    assert list((tmp_path / "counting").iterdir()) == []
+
+
+class ExitingOnceSink(CountingSink):
+    """Raises SystemExit from its first send (a sink, or code it calls, that exits)."""
+
+    exited = False
+
+    def send(self, items: Sequence[bytes]) -> Sequence[int]:
+        if not self.exited:
+            self.exited = True
+            raise SystemExit(3)
+        return super().send(items)
+
+
+def test_an_interrupt_out_of_a_sink_on_a_sender_fails_that_call_only(tmp_path: Path) -> None:
+    """On dxtrack's own threads a SystemExit from a sink fails its call like any other error:
+    the call is settled (else it would stay in flight for good, and its segment claimed), and
+    the next try delivers its lines, once each."""
+    spooled_segments(tmp_path / "counting", segments=2, per_segment=1_000)
+    stats = Counters()
+    sink = ExitingOnceSink()
+    route = Route(
+        lambda: sink,
+        inline=False,
+        make_spool=lambda destination: Spool(tmp_path / destination, stats, LogOnce()),
+        max_pending_bytes=1 << 20,
+        retry_budget=30.0,
+        stats=stats,
+        log_once=LogOnce(),
+    )
+    run_senders(route, stats, senders=1)
+    assert sink.exited
+    assert sorted(sink.lines) == list(range(2_000))
+    assert stats.snapshot()["retried"] > 0
     assert list((tmp_path / "counting").iterdir()) == []

@@ -64,7 +64,9 @@ def attempt(sink: Sink, items: list[bytes], log_once: LogOnce) -> tuple[Sequence
     except PermanentSendError as exc:
         log_once(f"permanent:{sink.name}", logging.ERROR, "dxtrack: %s", exc)
         return range(len(items)), True
-    except Exception as exc:  # RetryableSendError, or anything a sink didn't expect
+    except BaseException as exc:  # RetryableSendError, anything a sink didn't expect
+        if interrupts.goes_on(exc):  # a Ctrl-C on the caller's thread (inline delivery)
+            raise
         kind = "retryable" if isinstance(exc, RetryableSendError) else type(exc).__name__
         text = " ".join(str(exc).split())[:300]  # one line, even when a server answers in HTML
         log_once(

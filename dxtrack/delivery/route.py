@@ -213,12 +213,13 @@ class Route:
                 self._spool_checked = now
                 return
             items = pack(claim.lines, self.sink.limits, now, claim, REPLAY_CALL_BYTES)
-            self.stats.add("replayed", len(claim.lines))
             with self.lock:
                 taken = bool(items) and not self.closed  # closed: nobody would send it
                 if taken:
                     self.claim, self._claim_left = claim, len(items)
                     self.replay.extend(items)
+            if taken:
+                self.stats.add("replayed", len(claim.lines))
         finally:
             with self.lock:
                 self._claiming = False

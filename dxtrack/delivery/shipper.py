@@ -149,18 +149,25 @@ class Shipper(Intake):
         call) to end."""
         if self._closed:
             return True
-        with interrupts.raised_after:  # (a Ctrl-C that cuts it short: see Client._close_shipper)
+        with interrupts.raised_after:  # (a Ctrl-C that cuts it short: see Client.close)
             delivered = self.flush(timeout)
             self._close(JOIN_SECONDS if join is None else join)
         return delivered
 
-    def shutdown_quietly(self, timeout: float, join: float | None = None) -> None:
-        """``shutdown()`` on a thread of dxtrack's own (a previous configuration's closing):
-        what fails is logged, never raised."""
-        try:
-            self.shutdown(timeout, join)
-        except Exception as exc:
-            logger.error("dxtrack: error while shutting down: %r", exc)
+    def retire(self, timeout: float) -> threading.Thread:
+        """Shut down on a thread of its own, started here (delivering within ``timeout``, and
+        joining its threads as long: a replay in flight puts back), so that a signal handled on
+        the caller's thread can't interrupt it half-way. What fails is logged, never raised."""
+
+        def shut_down() -> None:
+            try:
+                self.shutdown(timeout, timeout)
+            except Exception as exc:
+                logger.error("dxtrack: error while shutting down: %r", exc)
+
+        thread = SdkThread(target=shut_down, name="dxtrack-retire", daemon=True)
+        thread.start()
+        return thread
 
     def _close(self, join: float) -> None:
         with interrupts.ctrl_c_held():  # the last lines go to their queues, or to disk, whole
