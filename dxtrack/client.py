@@ -334,9 +334,11 @@ class Client:
                 self._finish_closing(self._closing)
 
     def _unconfigure(self, pipeline: Shipper) -> None:
-        """Tracking calls stop reaching ``pipeline`` (a no-op once another took its place)."""
+        """Tracking calls stop reaching ``pipeline`` (a no-op once another took its place); the
+        fast path is set again even when an interrupt cut the last setting short."""
         if self._pipeline is pipeline:
             self._pipeline = self.config = None
+        if self._pipeline is None:
             self._set_fast_path()
 
     def _finish_closing(self, closing: Closing) -> None:

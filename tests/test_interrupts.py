@@ -352,7 +352,7 @@ def test_a_ctrl_c_while_an_inline_call_waits_puts_its_record_on_disk(tmp_path: P
     assert stats["spooled"] == 1 and stats["dropped"] == 0 and stats["delivered"] == 0
 
 
-CTRL_C_AS_CLOSE_UNCONFIGURES = """
+CTRL_C_IN_CLOSE = """
     import json
     import dxtrack
     from dxtrack import client
@@ -360,61 +360,23 @@ CTRL_C_AS_CLOSE_UNCONFIGURES = """
     dxtrack.configure(context="job", stage="dev", spool_dir="spool", flush_interval=600,
                       exit_timeout=5, handle_sigterm=False, max_buffer=100_000)
     for i in range(20_000):
-        dxtrack.metric("m", i)
-    original = client.Client._set_fast_path
+        dxtrack.metric("before", i)
+    original = client.Client.WHERE
 
     class Closing:
         fired = False
+        started = False
 
-    def set_fast_path(self):  # called by close() right after it unconfigured dxtrack
-        if self.shipper is None:
+    def interrupted(self, *args):  # its first call in close(): a real Ctrl-C there
+        if Closing.started:
             ctrl_c_once(Closing)
-        original(self)
+        original(self, *args)
 
-    client.Client._set_fast_path = set_fast_path
+    client.Client.WHERE = interrupted
+    Closing.started = True
     try:
         dxtrack.shutdown(timeout=0)
         print("not interrupted")
-    except KeyboardInterrupt:
-        print("interrupted")
-    print(json.dumps(dxtrack.stats()))
-"""
-
-
-def test_a_real_ctrl_c_as_close_unconfigures_still_puts_every_record_on_disk(
-    tmp_path: Path,
-) -> None:
-    """A Ctrl-C that lands in ``close()`` between unconfiguring dxtrack and closing its shipper
-    (nothing would close it after that): the shipper is closed at once, every record is on
-    disk, and the interrupt reaches the program."""
-    outcome = run_program(tmp_path, CTRL_C_ONCE, CTRL_C_AS_CLOSE_UNCONFIGURES, env=DEAD_AWS)
-    printed = outcome.stdout.splitlines()
-    assert printed[0] == "interrupted", outcome.describe()
-    stats = json.loads(printed[1])
-    assert stats["spooled"] + stats["delivered"] == 20_000 and stats["dropped"] == 0, stats
-
-
-CTRL_C_AS_CLOSE_DETACHES = """
-    import json
-    import dxtrack
-    from dxtrack import client
-
-    dxtrack.configure(context="job", stage="dev", spool_dir="spool", flush_interval=600,
-                      exit_timeout=5, handle_sigterm=False)
-    for i in range(1_000):
-        dxtrack.metric("before", i)
-    original = client.Client._unconfigure
-
-    class Closing:
-        fired = False
-
-    def unconfigure(self, pipeline):  # close() has taken the shipper, not yet unconfigured
-        ctrl_c_once(Closing)
-        original(self, pipeline)
-
-    client.Client._unconfigure = unconfigure
-    try:
-        dxtrack.shutdown(timeout=0)
     except KeyboardInterrupt:
         print("interrupted")
     for i in range(50):
@@ -423,15 +385,22 @@ CTRL_C_AS_CLOSE_DETACHES = """
 """
 
 
-def test_a_real_ctrl_c_as_close_takes_the_shipper_leaves_dxtrack_unconfigured(
-    tmp_path: Path,
-) -> None:
-    """A Ctrl-C after ``close()`` took the shipper but before it unconfigured dxtrack: the
-    shipper is closed with its records on disk, and dxtrack is unconfigured, so later calls
-    are counted as ``not_configured`` rather than queued where nothing ships them."""
-    outcome = run_program(tmp_path, CTRL_C_ONCE, CTRL_C_AS_CLOSE_DETACHES, env=DEAD_AWS)
+@pytest.mark.parametrize(
+    "where",
+    [
+        "_unconfigure",  # close() has taken the shipper, dxtrack is still configured
+        "_set_fast_path",  # dxtrack is unconfigured, the shipper not yet closed
+    ],
+)
+def test_a_real_ctrl_c_as_close_takes_the_shipper_loses_nothing(tmp_path: Path, where: str) -> None:
+    """A Ctrl-C in ``close()`` as it takes the shipper away from the tracking calls (nothing
+    would close it after that): the shipper is closed at once with every record on disk, the
+    interrupt reaches the program, and dxtrack is unconfigured, so later calls are counted as
+    ``not_configured`` rather than queued where nothing ships them."""
+    program = CTRL_C_IN_CLOSE.replace("WHERE", where)
+    outcome = run_program(tmp_path, CTRL_C_ONCE, program, env=DEAD_AWS)
     printed = outcome.stdout.splitlines()
     assert printed[0] == "interrupted", outcome.describe()
     stats = json.loads(printed[1])
-    assert stats["spooled"] + stats["delivered"] == 1_000, stats
-    assert stats["dropped.not_configured"] == 50, stats
+    assert stats["spooled"] + stats["delivered"] == 20_000, stats
+    assert stats["dropped"] == stats["dropped.not_configured"] == 50, stats

@@ -18,16 +18,7 @@ from dxtrack.delivery import route as route_module
 from dxtrack.delivery.route import Route
 from dxtrack.delivery.spool import Spool
 from dxtrack.log import LogOnce, SdkThread
-from dxtrack.sinks.base import Limits
-
-LIMITS = Limits(
-    max_item_bytes=1_000 * 1024,
-    max_items_per_call=500,
-    max_call_bytes=4 * 1024 * 1024,
-    pack_lines=True,
-    max_in_flight=2,
-)
-"""Firehose's: a replay call holds ``REPLAY_CALL_BYTES`` of a segment, so one takes several."""
+from dxtrack.sinks.firehose import FIREHOSE_LIMITS
 
 
 class CountingSink:
@@ -35,7 +26,7 @@ class CountingSink:
 
     name = destination = "counting"
     kinds = frozenset(("metric",))
-    limits = LIMITS
+    limits = FIREHOSE_LIMITS  # a replay call holds REPLAY_CALL_BYTES: one segment takes several
     durable = True
 
     def __init__(self) -> None:
@@ -68,8 +59,10 @@ def spooled_segments(directory: Path, segments: int, per_segment: int) -> None:
     writer.close()
 
 
-def new_route(root: Path, stats: Counters) -> tuple[Route, CountingSink]:
-    sink = CountingSink()
+def new_route(
+    root: Path, stats: Counters, sink: CountingSink | None = None
+) -> tuple[Route, CountingSink]:
+    sink = sink or CountingSink()
     route = Route(
         lambda: sink,
         inline=False,
@@ -179,16 +172,7 @@ def test_an_interrupt_out_of_a_sink_on_a_sender_fails_that_call_only(tmp_path: P
     the next try delivers its lines, once each."""
     spooled_segments(tmp_path / "counting", segments=2, per_segment=1_000)
     stats = Counters()
-    sink = ExitingOnceSink()
-    route = Route(
-        lambda: sink,
-        inline=False,
-        make_spool=lambda destination: Spool(tmp_path / destination, stats, LogOnce()),
-        max_pending_bytes=1 << 20,
-        retry_budget=30.0,
-        stats=stats,
-        log_once=LogOnce(),
-    )
+    route, sink = new_route(tmp_path, stats, ExitingOnceSink())
     run_senders(route, stats, senders=1)
     assert sink.exited
     assert sorted(sink.lines) == list(range(2_000))
